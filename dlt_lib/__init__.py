@@ -1,0 +1,15 @@
+"""dlt_lib: the small library behind the executable Deep Learning Tutorials book.
+
+One module per concept:
+
+- :mod:`dlt_lib.backend`    which PyTensor mode compiles the graphs (C, Numba, JAX)
+- :mod:`dlt_lib.data`       MNIST and Fashion-MNIST: download, cache, embedded sample, shared variables
+- :mod:`dlt_lib.losses`     0-1 loss, negative log-likelihood, L1/L2 penalties
+- :mod:`dlt_lib.models`     logistic regression, hidden layer, MLP
+- :mod:`dlt_lib.updates`    SGD and its variants as update lists
+- :mod:`dlt_lib.training`   the early-stopping trainer
+- :mod:`dlt_lib.checkpoint` safe saving and loading of parameters
+- :mod:`dlt_lib.plot`       learning curves, digit tiles, confusion matrices
+"""
+
+__version__ = "0.1.0"

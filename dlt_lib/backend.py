@@ -1,0 +1,156 @@
+"""Choose how PyTensor compiles our graphs, and say which choice is in force.
+
+Theano compiled every graph to C. Its successor PyTensor has several
+*modes*, each a different back end for the same symbolic graph:
+
+=========  ==============================================================
+``"C"``    PyTensor's ``CVM`` mode: each operation is C code, linked
+           against a BLAS for the matrix products.  (PyTensor's own mode
+           called ``"C"`` compiles the *whole* graph as one C program and
+           fails on our graphs, so we always use ``CVM`` under this name.)
+``"NUMBA"`` every operation compiled by Numba (LLVM).  PyTensor's default.
+``"JAX"``  the graph is handed to JAX/XLA.  The GPU path (e.g. on Colab).
+=========  ==============================================================
+
+Everything in ``dlt_lib`` compiles with :func:`get_mode`, so one call to
+:func:`set_mode` (or the ``DLT_MODE`` environment variable) switches a whole
+chapter.  ``floatX`` is ``float32``, as on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MODES = ("C", "NUMBA", "JAX")
+DEFAULT_MODE = "C"
+
+# Where Debian/Ubuntu (libopenblas-dev) and conda put OpenBLAS.
+_BLAS_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    os.path.join(sys.prefix, "lib"),
+)
+
+
+def find_blas_ldflags() -> str:
+    """Return linker flags for an OpenBLAS on this machine, or ``""``.
+
+    PyTensor's C back end calls a BLAS (``sgemm``) for matrix products.  A
+    plain ``pip install`` leaves it without one and it falls back to a NumPy
+    C-API loop that is 2-4x slower, so we look for ``libopenblas`` ourselves.
+    """
+    for directory in _BLAS_CANDIDATES:
+        if (Path(directory) / "libopenblas.so").exists():
+            # No commas here: PYTENSOR_FLAGS is a comma-separated list.
+            return f"-L{directory} -Xlinker -rpath -Xlinker {directory} -lopenblas"
+    return ""
+
+
+def _configure_before_import() -> None:
+    # PyTensor reads PYTENSOR_FLAGS once, when it is first imported; setting
+    # the BLAS flags there also silences its "could not link to a BLAS"
+    # warning.  A user's own flags always win.
+    if "pytensor" in sys.modules:
+        return
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    extra = []
+    if "floatX" not in flags:
+        extra.append("floatX=float32")
+    if "blas__ldflags" not in flags and "blas.ldflags" not in flags:
+        ldflags = find_blas_ldflags()
+        if ldflags:
+            extra.append(f"blas__ldflags={ldflags}")
+    if extra:
+        os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, *extra]))
+
+
+_configure_before_import()
+
+import pytensor  # noqa: E402  (must come after the environment is set)
+from pytensor.compile.mode import Mode, get_mode as _pytensor_get_mode  # noqa: E402
+
+if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTENSOR_FLAGS", ""):
+    pytensor.config.floatX = "float32"
+if not pytensor.config.blas__ldflags and find_blas_ldflags():
+    pytensor.config.blas__ldflags = find_blas_ldflags()
+
+_current_mode = None
+
+
+def _normalise(name: str) -> str:
+    key = str(name).strip().upper()
+    if key == "CVM":
+        key = "C"
+    if key not in MODES:
+        raise ValueError(
+            f"Unknown PyTensor mode {name!r}. Expected one of {', '.join(MODES)} "
+            "(set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable)."
+        )
+    return key
+
+
+def set_mode(name: str) -> str:
+    """Make ``name`` ("C", "NUMBA" or "JAX") the mode every dlt_lib function uses.
+
+    Returns the normalised name.  JAX mode needs ``jax`` installed; we check
+    that here so the error comes now, not halfway through compiling.
+    """
+    global _current_mode
+    key = _normalise(name)
+    if key == "JAX":
+        try:
+            import jax  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the machine
+            raise ImportError(
+                "Mode 'JAX' needs the jax package: pip install jax jaxlib "
+                "(on a CUDA machine: pip install 'jax[cuda12]')."
+            ) from exc
+    _current_mode = key
+    return key
+
+
+def mode_name() -> str:
+    """The name of the mode in force ("C", "NUMBA" or "JAX")."""
+    if _current_mode is None:
+        set_mode(os.environ.get("DLT_MODE", DEFAULT_MODE))
+    return _current_mode
+
+
+def get_mode(name: str | None = None) -> Mode:
+    """The PyTensor ``Mode`` object to pass to ``pytensor.function(mode=...)``."""
+    key = _normalise(name) if name is not None else mode_name()
+    return _pytensor_get_mode("CVM" if key == "C" else key)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    mode: str
+    device: str
+    floatX: str
+    blas: str
+
+    def __str__(self) -> str:
+        return f"PyTensor {pytensor.__version__}, mode {self.mode} on {self.device}, floatX={self.floatX}, BLAS: {self.blas}"
+
+
+def describe(name: str | None = None) -> BackendInfo:
+    """Which mode, device, float type and BLAS a compiled function will use."""
+    key = _normalise(name) if name is not None else mode_name()
+    device = "cpu"
+    if key == "JAX":
+        import jax
+
+        dev = jax.devices()[0]
+        device = f"{dev.platform}:{dev.id} ({getattr(dev, 'device_kind', dev.platform)})"
+    if key == "C":
+        blas = pytensor.config.blas__ldflags or "none (slow NumPy C-API fallback)"
+    elif key == "NUMBA":
+        blas = "NumPy's (called from Numba)"
+    else:
+        blas = "XLA's own"
+    return BackendInfo(mode=key, device=device, floatX=pytensor.config.floatX, blas=blas)
