@@ -82,7 +82,8 @@ if not pytensor.config.blas__ldflags and find_blas_ldflags():
 _current_mode = None
 
 
-def _normalise(name: str) -> str:
+def normalise_mode(name: str) -> str:
+    """'c', 'cvm', 'Numba', ... -> 'C', 'NUMBA', 'JAX'; a clear error for anything else."""
     key = str(name).strip().upper()
     if key == "CVM":
         key = "C"
@@ -101,7 +102,7 @@ def set_mode(name: str) -> str:
     that here so the error comes now, not halfway through compiling.
     """
     global _current_mode
-    key = _normalise(name)
+    key = normalise_mode(name)
     if key == "JAX":
         try:
             import jax  # noqa: F401
@@ -123,7 +124,7 @@ def mode_name() -> str:
 
 def get_mode(name: str | None = None) -> Mode:
     """The PyTensor ``Mode`` object to pass to ``pytensor.function(mode=...)``."""
-    key = _normalise(name) if name is not None else mode_name()
+    key = normalise_mode(name) if name is not None else mode_name()
     return _pytensor_get_mode("CVM" if key == "C" else key)
 
 
@@ -140,7 +141,7 @@ class BackendInfo:
 
 def describe(name: str | None = None) -> BackendInfo:
     """Which mode, device, float type and BLAS a compiled function will use."""
-    key = _normalise(name) if name is not None else mode_name()
+    key = normalise_mode(name) if name is not None else mode_name()
     device = "cpu"
     if key == "JAX":
         import jax
