@@ -48,7 +48,11 @@ RTOL, ATOL = 1e-9, 1e-12
 
 _rng = np.random.default_rng(1234)
 X = _rng.normal(size=(16, 3))
-Y = X @ np.array([[1.0, -2.0], [0.5, 0.0], [-1.5, 1.0]]) + np.array([0.3, -0.7]) + 0.1 * _rng.normal(size=(16, 2))
+Y = (
+    X @ np.array([[1.0, -2.0], [0.5, 0.0], [-1.5, 1.0]])
+    + np.array([0.3, -0.7])
+    + 0.1 * _rng.normal(size=(16, 2))
+)
 W0 = _rng.normal(size=(3, 2))
 B0 = _rng.normal(size=(2,))
 
@@ -174,9 +178,19 @@ CASES = {
     "adagrad": (adagrad, dict(learning_rate=0.5), ref_adagrad, (0.5, 1e-6)),
     "adagrad-big-eps": (adagrad, dict(learning_rate=0.5, epsilon=0.5), ref_adagrad, (0.5, 0.5)),
     "rmsprop": (rmsprop, dict(learning_rate=0.01), ref_rmsprop, (0.01, 0.9, 1e-6)),
-    "rmsprop-big-eps": (rmsprop, dict(learning_rate=0.05, rho=0.8, epsilon=0.5), ref_rmsprop, (0.05, 0.8, 0.5)),
+    "rmsprop-big-eps": (
+        rmsprop,
+        dict(learning_rate=0.05, rho=0.8, epsilon=0.5),
+        ref_rmsprop,
+        (0.05, 0.8, 0.5),
+    ),
     "adadelta": (adadelta, dict(), ref_adadelta, (1.0, 0.95, 1e-6)),
-    "adadelta-big-eps": (adadelta, dict(learning_rate=0.5, rho=0.9, epsilon=1e-2), ref_adadelta, (0.5, 0.9, 1e-2)),
+    "adadelta-big-eps": (
+        adadelta,
+        dict(learning_rate=0.5, rho=0.9, epsilon=1e-2),
+        ref_adadelta,
+        (0.5, 0.9, 1e-2),
+    ),
     "adam": (adam, dict(learning_rate=0.05), ref_adam, (0.05, 0.9, 0.999, 1e-8)),
     "adam-big-eps": (
         adam,
@@ -195,7 +209,9 @@ def test_trajectory_matches_numpy_reference(case):
     want = ref(STEPS, *ref_args)
     for step, (g, w) in enumerate(zip(got, want)):
         for name, gp, wp in zip("Wb", g, w):
-            np.testing.assert_allclose(gp, wp, rtol=RTOL, atol=ATOL, err_msg=f"{case}: {name} at step {step + 1}")
+            np.testing.assert_allclose(
+                gp, wp, rtol=RTOL, atol=ATOL, err_msg=f"{case}: {name} at step {step + 1}"
+            )
     # The comparison means something only if the parameters really moved.
     moved = max(np.abs(got[-1][0] - W0).max(), np.abs(got[-1][1] - B0).max())
     assert moved > 1e-2, f"{case}: parameters moved only {moved:g}"
@@ -264,7 +280,11 @@ BAD = [
     (sgd, dict(learning_rate=True), "got bool"),
     (sgd, dict(learning_rate=None), "got NoneType"),
     (sgd, dict(learning_rate=pt.vector("lr")), "symbolic learning_rate must be a scalar"),
-    (momentum, dict(learning_rate=0.1, momentum=1.0), r"momentum must be in \[0, 1\); got 1\.0\. .*momentum=0\.9"),
+    (
+        momentum,
+        dict(learning_rate=0.1, momentum=1.0),
+        r"momentum must be in \[0, 1\); got 1\.0\. .*momentum=0\.9",
+    ),
     (momentum, dict(learning_rate=0.1, momentum=-0.1), r"momentum must be in \[0, 1\); got -0\.1"),
     (momentum, dict(learning_rate=0.1, momentum="0.9"), "momentum must be a number; got str"),
     (nesterov_momentum, dict(learning_rate=0.1, momentum=1.5), r"momentum must be in \[0, 1\)"),
