@@ -13,3 +13,6 @@ One module per concept:
 """
 
 __version__ = "0.1.0"
+
+# Configure PyTensor (float32, a BLAS for the C linker) before any submodule imports it.
+from dlt_lib import backend  # noqa: E402,F401
