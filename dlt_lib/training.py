@@ -284,6 +284,7 @@ def train(
     progress: bool = True,
     checkpoint_path=None,
     resume_from=None,
+    checkpoint_metadata: dict | None = None,
     use_scan: bool | None = None,
 ) -> History:
     """Train ``model`` with minibatch updates and the tutorials' early stopping.
@@ -308,6 +309,10 @@ def train(
         state needed to resume next to it (``<name>.last.npz``).
     resume_from : str or Path, optional
         A checkpoint written with ``checkpoint_path``: continue that run.
+    checkpoint_metadata : dict, optional
+        Extra JSON-able facts stored in each checkpoint (dataset name, settings).
+    use_scan : bool, optional
+        Run chunks of updates in one compiled ``scan`` (default in C and NUMBA modes).
 
     Returns
     -------
@@ -405,7 +410,7 @@ def train(
                 if checkpoint_path is not None:
                     history.stopped_at, history.seconds = done, time.perf_counter() - start
                     if is_best:
-                        ckpt.save(checkpoint_path, model, history=history, params=best_params)
+                        ckpt.save(checkpoint_path, model, history=history, params=best_params, extra=checkpoint_metadata)
                     ckpt.save_training_state(checkpoint_path, model, state_vars, stopper, history, iteration, best_params)
             history.stopped_at = done
             if stopper.should_stop(done):
