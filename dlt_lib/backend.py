@@ -72,7 +72,8 @@ def _configure_before_import() -> None:
 _configure_before_import()
 
 import pytensor  # noqa: E402  (must come after the environment is set)
-from pytensor.compile.mode import Mode, get_mode as _pytensor_get_mode  # noqa: E402
+from pytensor.compile.mode import Mode  # noqa: E402
+from pytensor.compile.mode import get_mode as _pytensor_get_mode
 
 if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTENSOR_FLAGS", ""):
     pytensor.config.floatX = "float32"

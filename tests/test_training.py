@@ -1,0 +1,224 @@
+"""The early-stopping trainer: the patience rule, the loop, divergence, determinism, resuming."""
+
+import math
+
+import numpy as np
+import pytensor
+import pytest
+
+from dlt_lib import training
+from dlt_lib.models import MLP, LogisticRegression
+from dlt_lib.training import EarlyStopping, TrainingDiverged, train
+
+
+def seed_loop(validation_losses, n_train_batches, n_epochs, patience, patience_increase, improvement_threshold):
+    """The seed tutorial's loop, transcribed literally, driven by scripted validation losses.
+
+    Returns the iterations at which it validated, the (iteration, new patience)
+    pairs where patience grew, and the last iteration it ran.
+    """
+    losses = iter(validation_losses)
+    validation_frequency = min(n_train_batches, patience // 2)
+    best_validation_loss = np.inf
+    done_looping = False
+    epoch = 0
+    validated, grew = [], []
+    it = -1
+    while (epoch < n_epochs) and (not done_looping):
+        epoch = epoch + 1
+        for minibatch_index in range(n_train_batches):
+            it = (epoch - 1) * n_train_batches + minibatch_index
+            if (it + 1) % validation_frequency == 0:
+                this_validation_loss = next(losses)
+                validated.append(it)
+                if this_validation_loss < best_validation_loss:
+                    if this_validation_loss < best_validation_loss * improvement_threshold:
+                        patience = max(patience, it * patience_increase)
+                        grew.append((it, patience))
+                    best_validation_loss = this_validation_loss
+            if patience <= it:
+                done_looping = True
+                break
+    return validated, grew, it
+
+
+def test_patience_rule_on_a_scripted_sequence():
+    # 4 minibatches per epoch, patience 10 -> validate every min(4, 5) = 4 updates: at 3, 7, 11, 15, ...
+    stopper = EarlyStopping(patience=10, patience_increase=2, improvement_threshold=0.995)
+    assert stopper.validation_frequency(4) == 4
+    assert stopper.update(3, 0.50) and stopper.patience == 10  # max(10, 3*2)
+    assert not stopper.should_stop(9) and stopper.should_stop(10)
+    assert stopper.update(7, 0.40) and stopper.patience == 14  # significant: max(10, 7*2)
+    assert stopper.update(11, 0.3995) and stopper.patience == 14  # better, but by less than 0.5%: no extension
+    assert stopper.best_loss == 0.3995 and stopper.best_iteration == 11
+    assert not stopper.update(15, 0.45)
+    assert stopper.stop_iteration() == 14
+    # and the literal seed loop agrees: validations at 3, 7, 11, stop after iteration 14
+    validated, grew, last = seed_loop([0.5, 0.4, 0.3995, 0.45], 4, 100, 10, 2, 0.995)
+    assert validated == [3, 7, 11] and grew == [(3, 10), (7, 14)] and last == 14
+
+
+@pytest.mark.parametrize("bad", [{"patience": 0}, {"patience_increase": 0.5}, {"improvement_threshold": 1.5}])
+def test_patience_rule_rejects_bad_settings(bad):
+    with pytest.raises(ValueError):
+        EarlyStopping(**bad)
+
+
+def toy_data(n_train=400, n_in=12, seed=0, noise=0.5):
+    """A learnable 3-class problem: labels from a fixed linear teacher plus noise."""
+    rng = np.random.default_rng(seed)
+    teacher = rng.normal(size=(n_in, 3))
+
+    def split(n):
+        X = rng.normal(size=(n, n_in)).astype("float32")
+        y = np.argmax(X @ teacher + noise * rng.normal(size=(n, 3)), axis=1)
+        return X, y
+
+    return split(n_train), split(150), split(150)
+
+
+DATA = toy_data()
+
+
+def run(model=None, **kwargs):
+    model = model or LogisticRegression(12, 3)
+    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=30, patience=60, progress=False, mode="C")
+    settings.update(kwargs)
+    return model, train(model, DATA, **settings)
+
+
+def test_trainer_follows_the_seed_loop_exactly():
+    model, history = run()
+    n_batches = 400 // 20
+    assert history.n_train_batches == n_batches and history.validation_frequency == min(n_batches, 60 // 2)
+    # Replay the recorded validation errors through the literal seed loop: same validations, same stop.
+    validated, grew, last = seed_loop([r.valid_error for r in history.records], n_batches, 30, 60, 2.0, 0.995)
+    assert [r.iteration for r in history.records] == validated
+    assert history.stopped_at == last
+    assert len(history.train_costs) == last + 1
+    assert [r.patience for r in history.records if r.is_best][-1] >= 60
+    # the test error is measured at each new best, and only then
+    assert all((r.test_error is not None) == r.is_best for r in history.records)
+    assert history.best.valid_error == min(r.valid_error for r in history.records)
+
+
+def test_trainer_learns_and_keeps_the_best_parameters():
+    model, history = run()
+    first = history.records[0]
+    assert history.best_valid_error < 0.2 < 2 / 3  # far better than chance on a learnable problem
+    assert history.train_costs[-1] < history.train_costs[0]
+    # the model ends with the best parameters, whose errors are those recorded at the best point
+    (_, _), (Xva, yva), (Xte, yte) = DATA
+    assert model.error_rate(Xva, yva) == pytest.approx(history.best.valid_error)
+    assert model.error_rate(Xte, yte) == pytest.approx(history.test_error)
+    assert first.epoch == 1 and history.epochs >= 1
+
+
+def test_scanned_chunks_equal_one_call_per_minibatch():
+    model_a, ha = run(use_scan=True)
+    model_b, hb = run(use_scan=False)
+    np.testing.assert_allclose(ha.train_costs, hb.train_costs, rtol=1e-5)
+    assert [r.valid_error for r in ha.records] == [r.valid_error for r in hb.records]
+    np.testing.assert_allclose(model_a.W.get_value(), model_b.W.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_history():
+    _, h1 = run(MLP(12, 8, 3, seed=7), learning_rate=0.05, n_epochs=3, l2=1e-3)
+    _, h2 = run(MLP(12, 8, 3, seed=7), learning_rate=0.05, n_epochs=3, l2=1e-3)
+    assert h1.train_costs == h2.train_costs
+    assert [(r.iteration, r.valid_error, r.test_error) for r in h1.records] == [
+        (r.iteration, r.valid_error, r.test_error) for r in h2.records
+    ]
+
+
+def test_regularisation_enters_the_cost():
+    _, plain = run(n_epochs=1)
+    _, penalised = run(n_epochs=1, l2=0.5)
+    # identical first step (weights start at 0, so the penalty is 0), then the penalty shows
+    assert plain.train_costs[0] == pytest.approx(penalised.train_costs[0])
+    assert penalised.train_costs[-1] != pytest.approx(plain.train_costs[-1])
+
+
+def test_divergence_stops_with_a_clear_error():
+    with pytest.raises(TrainingDiverged, match=r"at iteration \d+ .*learning rate 3-10x smaller"):
+        run(learning_rate=1e38, n_epochs=5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"learning_rate": 0}, "learning_rate must be a positive number"),
+        ({"learning_rate": -0.1}, "learning_rate must be a positive number"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"batch_size": 401}, "larger than the training set"),
+        ({"patience": 0}, "patience must be at least 1"),
+        ({"n_epochs": 0}, "n_epochs must be a positive integer"),
+        ({"l2": -1.0}, "l2 must be >= 0"),
+        ({"mode": "GPU"}, "Unknown PyTensor mode"),
+    ],
+)
+def test_invalid_settings_are_rejected_before_compiling(monkeypatch, kwargs, message):
+    def no_compiling(*args, **kw):
+        raise AssertionError("compiled before validating the settings")
+
+    monkeypatch.setattr(pytensor, "function", no_compiling)
+    with pytest.raises(ValueError, match=message):
+        run(**kwargs)
+
+
+def test_wrong_data_is_rejected_with_a_clear_error():
+    (Xtr, ytr), valid, test = DATA
+    with pytest.raises(ValueError, match=r"Labels must lie in 0\.\.1 .* got values from 0 to 2"):
+        train(LogisticRegression(12, 2), DATA, batch_size=20, progress=False)
+    with pytest.raises(TypeError, match=r"\(train, valid, test\)"):
+        train(LogisticRegression(12, 3), (Xtr, ytr), progress=False)
+
+
+def test_checkpoint_at_best_and_resume_gives_the_same_run(tmp_path):
+    settings = dict(n_epochs=6, patience=10_000, optimizer="momentum")
+    _, full = run(**settings)
+
+    ckpt = tmp_path / "run" / "best.npz"
+    _, first_half = run(**{**settings, "n_epochs": 3}, checkpoint_path=ckpt)
+    assert ckpt.exists() and (tmp_path / "run" / "best.last.npz").exists()
+    resumed_model, resumed = run(**settings, checkpoint_path=ckpt, resume_from=ckpt)
+
+    assert resumed.train_costs == pytest.approx(full.train_costs, rel=1e-6)
+    assert [r.iteration for r in resumed.records] == [r.iteration for r in full.records]
+    assert [r.valid_error for r in resumed.records] == [r.valid_error for r in full.records]
+    assert len(first_half.train_costs) < len(full.train_costs)
+    # the best checkpoint holds the best model's parameters
+    from dlt_lib import checkpoint
+
+    best = checkpoint.load(ckpt)
+    np.testing.assert_array_equal(best.W.get_value(), resumed_model.W.get_value())
+    meta = checkpoint.read_metadata(ckpt)
+    assert meta["training"]["best_valid_error"] == pytest.approx(resumed.best_valid_error)
+
+
+def test_history_summary_and_columns():
+    _, history = run(n_epochs=2)
+    assert "best validation error" in history.summary()
+    errors = history.column("valid_error")
+    assert errors.shape == (len(history.records),) and np.all((0 <= errors) & (errors <= 1))
+    tests = history.column("test_error")
+    assert np.isnan(tests).sum() == sum(not r.is_best for r in history.records)
+    assert math.isfinite(history.seconds) and history.mode == "C"
+
+
+def test_progress_bar_runs(capsys):
+    run(n_epochs=1, progress=True)
+    assert "minibatch" in capsys.readouterr().err
+
+
+def test_training_cost_includes_penalties():
+    model = LogisticRegression(12, 3)
+    model.set_param_values({"W": np.ones((12, 3), "float32"), "b": np.zeros(3, "float32")})
+    import pytensor.tensor as pt
+
+    y = pt.ivector("y")
+    X = DATA[0][0][:5]
+    yv = DATA[0][1][:5].astype("int32")
+    base = pytensor.function([model.input, y], training.training_cost(model, y))(X, yv)
+    both = pytensor.function([model.input, y], training.training_cost(model, y, l1=0.1, l2=0.01))(X, yv)
+    assert both == pytest.approx(base + 0.1 * 36 + 0.01 * 36, rel=1e-5)
