@@ -73,7 +73,7 @@ _configure_before_import()
 
 import pytensor  # noqa: E402  (must come after the environment is set)
 from pytensor.compile.mode import Mode  # noqa: E402
-from pytensor.compile.mode import get_mode as _pytensor_get_mode
+from pytensor.compile.mode import get_mode as _pytensor_get_mode  # noqa: E402
 
 if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTENSOR_FLAGS", ""):
     pytensor.config.floatX = "float32"
