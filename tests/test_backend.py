@@ -1,0 +1,213 @@
+"""dlt_lib.backend: mode selection, describe(), and that mode C really calls OpenBLAS."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlt_lib import backend  # first: it configures PyTensor (float32, OpenBLAS) before PyTensor loads
+
+# isort: split
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.mode import Mode
+from pytensor.link.numba.linker import NumbaLinker
+from pytensor.link.vm import VMLinker
+
+
+@pytest.fixture
+def restore_mode():
+    """Leave the process-wide mode as we found it."""
+    saved = backend._current_mode
+    yield
+    backend._current_mode = saved
+
+
+# --- mode selection ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("C", "C"), ("c", "C"), ("cvm", "C"), (" CVM ", "C"), ("numba", "NUMBA"), ("Numba", "NUMBA")],
+)
+def test_set_mode_normalises_names(restore_mode, name, expected):
+    assert backend.set_mode(name) == expected
+    assert backend.mode_name() == expected
+
+
+def test_unknown_mode_is_a_value_error_naming_the_valid_modes(restore_mode):
+    backend.set_mode("C")
+    with pytest.raises(ValueError) as excinfo:
+        backend.set_mode("FAST_RUN")
+    message = str(excinfo.value)
+    assert "FAST_RUN" in message
+    for valid in ("C", "NUMBA", "JAX"):
+        assert valid in message
+    # a failed set_mode changes nothing
+    assert backend.mode_name() == "C"
+    with pytest.raises(ValueError, match="NUMBA"):
+        backend.get_mode("gpu")
+    with pytest.raises(ValueError, match="JAX"):
+        backend.describe("cuda")
+
+
+def test_mode_comes_from_DLT_MODE_when_not_set(restore_mode, monkeypatch):
+    monkeypatch.setattr(backend, "_current_mode", None)
+    monkeypatch.setenv("DLT_MODE", "numba")
+    assert backend.mode_name() == "NUMBA"
+    monkeypatch.setattr(backend, "_current_mode", None)
+    monkeypatch.delenv("DLT_MODE")
+    assert backend.mode_name() == backend.DEFAULT_MODE == "C"
+
+
+def test_bad_DLT_MODE_fails_loudly(restore_mode, monkeypatch):
+    monkeypatch.setattr(backend, "_current_mode", None)
+    monkeypatch.setenv("DLT_MODE", "theano")
+    with pytest.raises(ValueError, match="theano"):
+        backend.mode_name()
+
+
+def test_get_mode_returns_the_matching_pytensor_mode(restore_mode):
+    c_mode = backend.get_mode("C")
+    assert isinstance(c_mode, Mode)
+    # "C" is PyTensor's CVM: the VM linker with C thunks and the C loop.
+    assert isinstance(c_mode.linker, VMLinker)
+    assert c_mode.linker.c_thunks and c_mode.linker.use_cloop
+    assert isinstance(backend.get_mode("NUMBA").linker, NumbaLinker)
+    backend.set_mode("numba")
+    assert isinstance(backend.get_mode().linker, NumbaLinker)
+
+
+def test_jax_mode(restore_mode):
+    pytest.importorskip("jax")
+    assert backend.set_mode("jax") == "JAX"
+    assert type(backend.get_mode().linker).__name__ == "JAXLinker"
+    info = backend.describe()
+    assert info.mode == "JAX"
+    assert ":" in info.device  # e.g. "cpu:0 (cpu)"
+
+
+def test_floatX_is_float32():
+    assert pytensor.config.floatX == "float32"
+    assert pt.matrix("x").dtype == "float32"
+
+
+def test_describe(restore_mode):
+    backend.set_mode("C")
+    info = backend.describe()
+    assert (info.mode, info.device, info.floatX) == ("C", "cpu", "float32")
+    text = str(info)
+    assert pytensor.__version__ in text and "mode C" in text and "float32" in text
+    assert backend.describe("numba").mode == "NUMBA"
+    assert backend.mode_name() == "C"  # describe(name) does not switch modes
+    if backend.find_blas_ldflags():
+        assert "openblas" in info.blas
+    else:
+        assert "fallback" in info.blas
+
+
+# --- mode C really uses OpenBLAS ---------------------------------------------
+
+
+@pytest.fixture
+def openblas():
+    flags = backend.find_blas_ldflags()
+    if not flags:
+        message = (
+            "no libopenblas.so found: install Debian's libopenblas-dev (make system-deps); "
+            "without it mode C uses PyTensor's slow NumPy C-API fallback"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return flags
+
+
+def _elf_dynamic_info(path: Path) -> tuple[list[str], set[str]]:
+    """(DT_NEEDED libraries, undefined dynamic symbols) of a 64-bit little-endian ELF file."""
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF", f"{path} is not an ELF file"
+    assert data[4] == 2 and data[5] == 1, "only ELF64 little-endian is handled"
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+
+    def c_string(table_index: int, offset: int) -> str:
+        start = sections[table_index][4] + offset
+        return data[start : data.index(b"\0", start)].decode()
+
+    needed, undefined = [], set()
+    for _name, sh_type, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+        if sh_type == 6:  # SHT_DYNAMIC
+            for pos in range(offset, offset + size, 16):
+                tag, value = struct.unpack_from("<qQ", data, pos)
+                if tag == 0:
+                    break
+                if tag == 1:  # DT_NEEDED
+                    needed.append(c_string(link, value))
+        elif sh_type == 11:  # SHT_DYNSYM
+            for pos in range(offset + entsize, offset + size, entsize):
+                st_name, _st_info, _st_other, st_shndx = struct.unpack_from("<IBBH", data, pos)
+                if st_shndx == 0 and st_name:  # SHN_UNDEF: imported from a library
+                    undefined.add(c_string(link, st_name))
+    return needed, undefined
+
+
+def _loaded_libraries() -> set[str]:
+    return {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines() if ".so" in line}
+
+
+def _compiled_module_files(fn) -> list[Path]:
+    """The .so files PyTensor compiled for the BLAS nodes of a CVM-mode function."""
+    files = []
+    for node, thunk in zip(fn.vm.nodes, fn.vm.thunks, strict=True):
+        if type(node.op).__module__.startswith("pytensor.tensor.blas"):
+            module = thunk.thunk.module  # the _CThunk keeps the module it was built from
+            files.append(Path(module.__file__))
+    return files
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_mode_C_dot_is_compiled_against_openblas(openblas):
+    # The flags dlt_lib set before PyTensor was imported are the ones in force.
+    assert "-lopenblas" in pytensor.config.blas__ldflags
+
+    rng = np.random.default_rng(0)
+    x = pt.matrix("x", dtype="float32")
+    W = pytensor.shared(rng.normal(size=(64, 32)).astype("float32"), name="W")
+    f = pytensor.function([x], pt.dot(x, W), mode=backend.get_mode("C"))
+
+    # 1. The product became one of PyTensor's BLAS ops (Dot22 / Gemm), not a NumPy dot.
+    blas_ops = [
+        type(n.op).__name__ for n in f.vm.nodes if type(n.op).__module__.startswith("pytensor.tensor.blas")
+    ]
+    assert blas_ops, f"no BLAS op in the compiled graph: {[n.op for n in f.vm.nodes]}"
+
+    # 2. Its compiled C module links libopenblas and imports single-precision GEMM from it
+    #    (the NumPy C-API fallback would import no sgemm_ and link no BLAS).
+    so_files = _compiled_module_files(f)
+    assert so_files
+    for so_file in so_files:
+        assert so_file.is_file() and so_file.is_relative_to(Path(pytensor.config.compiledir).resolve())
+        needed, undefined = _elf_dynamic_info(so_file)
+        assert any(lib.startswith("libopenblas") for lib in needed), f"{so_file.name} links {needed}"
+        assert "sgemm_" in undefined, f"{so_file.name} does not call sgemm_"
+
+    # 3. At run time the library really is loaded, from where find_blas_ldflags() found it,
+    #    and the product is right.
+    value = rng.normal(size=(16, 64)).astype("float32")
+    np.testing.assert_allclose(f(value), value @ W.get_value(), rtol=1e-5, atol=1e-5)
+    blas_dir = openblas.split()[0].removeprefix("-L")
+    loaded = [lib for lib in _loaded_libraries() if "libopenblas" in Path(lib).name]
+    assert loaded, "libopenblas is not mapped into this process"
+    system_openblas = Path(blas_dir, "libopenblas.so").resolve()
+    assert any(Path(lib).resolve() == system_openblas for lib in loaded), (loaded, system_openblas)
+
+
+def test_describe_reports_the_blas_in_force(openblas):
+    assert backend.describe("C").blas == pytensor.config.blas__ldflags
+    assert openblas.split()[0] in backend.describe("C").blas
