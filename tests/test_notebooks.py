@@ -1,0 +1,172 @@
+"""The book's sources and configuration (the notebooks themselves run under nbval in `make test`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOT_CHAPTERS = {"_assets", "_web_assets", "_build"}
+
+
+def _load_fetch_web_assets():
+    spec = importlib.util.spec_from_file_location(
+        "fetch_web_assets", ROOT / "scripts" / "fetch_web_assets.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fwa = _load_fetch_web_assets()
+
+
+def config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert toc["format"] == "jb-book"
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return files
+
+
+def book_sources() -> list[Path]:
+    sources = []
+    for path in sorted(BOOK.rglob("*")):
+        rel = path.relative_to(BOOK)
+        if rel.parts[0] in NOT_CHAPTERS or any(p.startswith(".") for p in rel.parts):
+            continue
+        if path.suffix in (".md", ".ipynb"):
+            sources.append(path)
+    return sources
+
+
+def notebooks() -> list[Path]:
+    return [p for p in book_sources() if p.suffix == ".ipynb"]
+
+
+def test_toc_and_book_folder_agree():
+    listed = toc_files()
+    assert listed[0] == "book/intro"
+    for entry in listed:
+        matches = [p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()]
+        assert len(matches) == 1, f"_toc.yml entry {entry!r}: expected one of .md/.ipynb, found {matches}"
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in book_sources()}
+    orphans = on_disk - set(listed)
+    assert not orphans, f"in book/ but not in _toc.yml (so never built): {sorted(orphans)}"
+
+
+def test_there_are_notebooks():
+    # nbval collects book/; with no notebook `make test` would test no chapter at all.
+    assert notebooks()
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_notebook_is_committed_without_outputs(path):
+    nb = json.loads(path.read_text())
+    assert nb["nbformat"] == 4
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", "kernel must be python3"
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        assert not cell.get("outputs"), (
+            f"cell {i} has outputs: clear them (the build executes every notebook)"
+        )
+        assert cell.get("execution_count") is None, f"cell {i} has an execution count: clear outputs"
+    assert "widgets" not in nb["metadata"], "saved widget state: clear it (the build regenerates it)"
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_notebook_installs_dlt_lib_on_colab(path):
+    nb = json.loads(path.read_text())
+    first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    source = "".join(first_code["source"])
+    repo = config()["repository"]["url"]
+    assert "import dlt_lib" in source
+    assert "google.colab" in source and f"git+{repo}" in source, (
+        "the first code cell must install dlt_lib on Colab (see book/getting_started.ipynb)"
+    )
+
+
+# --- offline HTML ------------------------------------------------------------
+
+
+def test_config_serves_mathjax_and_widgets_from_the_book():
+    cfg = config()
+    sphinx = cfg["sphinx"]["config"]
+    static_dirs = [ROOT / p for p in sphinx["html_static_path"]]
+    assert static_dirs == [fwa.DEFAULT_DEST / "static"]
+    assert [ROOT / p for p in sphinx["html_extra_path"]] == [fwa.DEFAULT_DEST / "root"]
+    assert "://" not in sphinx["mathjax_path"]
+    scripts = list(sphinx["nb_ipywidgets_js"])
+    assert scripts == ["require.js", "embed-amd.js"], "RequireJS must load before the widget manager"
+    # everything the config names is something fetch_web_assets.py provides
+    provided = {target for files in fwa.PACKAGES.values() for _, target in files}
+    for name in [sphinx["mathjax_path"], *scripts]:
+        assert "://" not in name
+        assert any(
+            name == t.removeprefix("static/") or name.startswith(t.removeprefix("static/") + "/")
+            for t in provided
+        ), f"{name} is not fetched by scripts/fetch_web_assets.py"
+    assert cfg["execute"]["execute_notebooks"] in ("force", "cache")
+    assert "sphinx_exercise" in cfg["sphinx"]["extra_extensions"]
+
+
+def test_check_finds_cdn_references(tmp_path):
+    (tmp_path / "index.html").write_text('<html><script src="_static/require.js"></script></html>')
+    (tmp_path / "book").mkdir()
+    page = tmp_path / "book" / "chapter.html"
+    page.write_text(
+        '<a href="https://mybinder.org/v2/gh/x">Binder</a><script src="../_static/mathjax/tex.js"></script>'
+    )
+    assert fwa.find_external(tmp_path) == []
+    page.write_text(
+        '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+        '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">'
+        '<script>const URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"</script>'
+    )
+    problems = fwa.find_external(tmp_path)
+    assert any("cdn.jsdelivr.net" in p for p in problems)
+    assert any("fonts.googleapis.com" in p for p in problems)
+    assert any("unpkg.com" in p for p in problems)
+    assert fwa.check(tmp_path) == 1
+
+
+def test_fetch_web_assets(tmp_path):
+    """npm pack works and gives every file the book's pages load."""
+    if not shutil.which("npm"):
+        if os.environ.get("CI"):
+            pytest.fail("npm is missing: .ci/run installs nodejs/npm")
+        pytest.skip("npm is not installed (apt-get install nodejs npm)")
+    dest = tmp_path / "web"
+    versions = fwa.fetch(dest)
+    assert versions["mathjax@3"].startswith("3.")
+    assert versions["@jupyter-widgets/html-manager@1"].startswith("1.")
+    static = dest / "static"
+    assert (static / "require.js").stat().st_size > 10_000
+    assert (static / "embed-amd.js").stat().st_size > 100_000
+    assert (static / config()["sphinx"]["config"]["mathjax_path"]).is_file()
+    assert list((static / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert (static / "mathjax" / "input" / "tex" / "extensions" / "mhchem.js").is_file()
+    assert list((dest / "root" / "book" / "@jupyter-widgets").glob("*.woff2"))
+    # a second call is a no-op
+    assert fwa.fetch(dest) == versions
