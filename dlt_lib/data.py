@@ -378,23 +378,28 @@ def load_mnist(
     mirrors = MNIST_PKL_MIRRORS if mirrors is None else mirrors
     idx_mirrors = MNIST_IDX_MIRRORS if idx_mirrors is None else idx_mirrors
     attempts = []
-    try:
-        got, url = download_from(
-            mirrors, MNIST_PKL.filename, md5=MNIST_PKL.md5, size=MNIST_PKL.size,
-            data_home=home, timeout=timeout, verbose=verbose,
-        )  # fmt: skip
-        return _announce(_splits_from_pickle(got, source=f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"), verbose)
-    except DownloadError as exc:
-        attempts += exc.attempts
-    try:
-        paths, origins = {}, set()
-        for key, res in MNIST_IDX_FILES.items():
-            paths[key], origin = fetch(res, idx_mirrors, subdir="mnist", data_home=home, timeout=timeout, verbose=verbose)
-            origins.add(origin)
-        source = f"MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
-        return _announce(_splits_from_idx(paths, source=source, name="mnist"), verbose)
-    except DownloadError as exc:
-        attempts += exc.attempts
+    if mirrors:  # an empty list skips this step
+        try:
+            got, url = download_from(
+                mirrors, MNIST_PKL.filename, md5=MNIST_PKL.md5, size=MNIST_PKL.size,
+                data_home=home, timeout=timeout, verbose=verbose,
+            )  # fmt: skip
+            source = f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"
+            return _announce(_splits_from_pickle(got, source=source), verbose)
+        except DownloadError as exc:
+            attempts += exc.attempts
+    if idx_mirrors:
+        try:
+            paths, origins = {}, set()
+            for key, res in MNIST_IDX_FILES.items():
+                paths[key], origin = fetch(
+                    res, idx_mirrors, subdir="mnist", data_home=home, timeout=timeout, verbose=verbose
+                )
+                origins.add(origin)
+            source = f"MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
+            return _announce(_splits_from_idx(paths, source=source, name="mnist"), verbose)
+        except DownloadError as exc:
+            attempts += exc.attempts
     error = DownloadError(
         MNIST_PKL.filename,
         home,
