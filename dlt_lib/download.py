@@ -50,6 +50,7 @@ __all__ = [
     "file_sha256",
     "verify_file",
     "download",
+    "download_from",
     "fetch",
 ]
 
@@ -389,6 +390,8 @@ def download(
 ) -> Path:
     """Download ``filename`` from the first of ``urls`` that serves a good copy.
 
+    (:func:`download_from` does the same and also says which URL worked.)
+
     Parameters
     ----------
     urls : sequence of str
@@ -418,6 +421,26 @@ def download(
     DownloadError
         If no URL gave a good copy; it lists each URL and why it failed.
     """
+    path, _ = download_from(
+        urls, filename, md5=md5, size=size, sha256=sha256, data_home=data_home,
+        timeout=timeout, verbose=verbose, hint=hint,
+    )
+    return path
+
+
+def download_from(
+    urls,
+    filename: str,
+    *,
+    md5: str | None,
+    size: int | None = None,
+    sha256: str | None = None,
+    data_home: str | os.PathLike | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    verbose: bool = True,
+    hint: str = "",
+) -> tuple[Path, str]:
+    """Like :func:`download`, but return ``(path, url_that_worked)``."""
     if md5 is None and size is None and sha256 is None:
         raise ValueError(
             f"download({filename!r}) was given no md5, size or sha256. Pass at least one so that a "
@@ -441,7 +464,7 @@ def download(
             problem = verify_file(tmp_name, md5=md5, size=size, sha256=sha256)
             if problem is None:
                 os.replace(tmp_name, destination)
-                return destination
+                return destination, url
             attempts.append(Attempt(url, f"bad file: {problem}", connection=False))
         except _BadContent as exc:
             attempts.append(Attempt(url, f"bad file: {exc}", connection=False))
@@ -468,22 +491,23 @@ def fetch(
     verbose: bool = True,
     hint: str = "",
     full_urls: bool = False,
-) -> Path:
+) -> tuple[Path, str]:
     """Return a checked copy of ``resource``: from the cache, else downloaded.
 
     ``base_urls`` are directories (``filename`` is appended) unless
     ``full_urls`` is true.  A cached copy with a wrong checksum is replaced.
+    Returns ``(path, origin)``: origin is ``"cache"`` or the URL that worked.
     """
     relative = f"{subdir}/{resource.filename}" if subdir else resource.filename
     cached = cache_dir(data_home) / relative
     if cached.exists():
         problem = verify_file(cached, resource.md5, resource.size, resource.sha256)
         if problem is None:
-            return cached
+            return cached, "cache"
         if verbose:
             print(f"The cached {cached} is not the published file ({problem}); downloading it again.")
     urls = list(base_urls) if full_urls else [base + resource.filename for base in base_urls]
-    return download(
+    return download_from(
         urls,
         relative,
         md5=resource.md5,
