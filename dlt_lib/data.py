@@ -146,7 +146,9 @@ class DataSplits(tuple):
         self = super().__new__(cls, (Split(*train), Split(*valid), Split(*test)))
         self.source = source
         self.name = name
-        self.class_names = tuple(class_names) if class_names is not None else CLASS_NAMES.get(name, DIGIT_CLASSES)
+        self.class_names = (
+            tuple(class_names) if class_names is not None else CLASS_NAMES.get(name, DIGIT_CLASSES)
+        )
         self.notice = notice
         return self
 
@@ -283,7 +285,9 @@ def _load_mnist_path(path: Path, home: Path) -> DataSplits:
         paths = {key: path / res.filename for key, res in MNIST_IDX_FILES.items()}
         if all(p.is_file() for p in paths.values()):
             canonical = _verified_idx(path, MNIST_IDX_FILES) is not None
-            note = "MD5 verified" if canonical else "NOT the published files: checksums differ; layout checked"
+            note = (
+                "MD5 verified" if canonical else "NOT the published files: checksums differ; layout checked"
+            )
             return _splits_from_idx(paths, source=f"MNIST IDX files in {path} ({note})", name="mnist")
         raise DatasetNotFoundError(
             f"load_mnist(path={str(path)!r}): the directory holds neither {MNIST_PKL.filename} nor all four "
@@ -359,7 +363,9 @@ def load_mnist(
     if cached.is_file():
         problem = verify_file(cached, MNIST_PKL.md5, MNIST_PKL.size)
         if problem is None:
-            splits = _splits_from_pickle(cached, source=f"{MNIST_PKL.filename} in the cache directory {home} (MD5 verified)")
+            splits = _splits_from_pickle(
+                cached, source=f"{MNIST_PKL.filename} in the cache directory {home} (MD5 verified)"
+            )
             return _announce(splits, verbose)
         if verbose:
             print(f"Ignoring {cached}: not the published file ({problem}).")
@@ -381,9 +387,14 @@ def load_mnist(
     if mirrors:  # an empty list skips this step
         try:
             got, url = download_from(
-                mirrors, MNIST_PKL.filename, md5=MNIST_PKL.md5, size=MNIST_PKL.size,
-                data_home=home, timeout=timeout, verbose=verbose,
-            )  # fmt: skip
+                mirrors,
+                MNIST_PKL.filename,
+                md5=MNIST_PKL.md5,
+                size=MNIST_PKL.size,
+                data_home=home,
+                timeout=timeout,
+                verbose=verbose,
+            )
             source = f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"
             return _announce(_splits_from_pickle(got, source=source), verbose)
         except DownloadError as exc:
@@ -487,7 +498,13 @@ def load_fashion_mnist(
     got, origins = {}, set()
     for key, res in FASHION_MNIST_FILES.items():
         got[key], origin = fetch(
-            res, mirrors, subdir="fashion-mnist", data_home=home, timeout=timeout, verbose=verbose, hint=install
+            res,
+            mirrors,
+            subdir="fashion-mnist",
+            data_home=home,
+            timeout=timeout,
+            verbose=verbose,
+            hint=install,
         )
         origins.add(origin)
     source = f"Fashion-MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"

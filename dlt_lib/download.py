@@ -422,8 +422,15 @@ def download(
         If no URL gave a good copy; it lists each URL and why it failed.
     """
     path, _ = download_from(
-        urls, filename, md5=md5, size=size, sha256=sha256, data_home=data_home,
-        timeout=timeout, verbose=verbose, hint=hint,
+        urls,
+        filename,
+        md5=md5,
+        size=size,
+        sha256=sha256,
+        data_home=data_home,
+        timeout=timeout,
+        verbose=verbose,
+        hint=hint,
     )
     return path
 
@@ -457,10 +464,14 @@ def download_from(
             print(f"Downloading {Path(filename).name} from {url}")
         # The temporary file is in the same directory as the destination:
         # os.replace is only atomic within one file system.
-        fd, tmp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
+        )
         try:
             with os.fdopen(fd, "wb") as tmp:
-                _fetch_to(url, tmp, desc=destination.name, expected_size=size, timeout=timeout, verbose=verbose)
+                _fetch_to(
+                    url, tmp, desc=destination.name, expected_size=size, timeout=timeout, verbose=verbose
+                )
             problem = verify_file(tmp_name, md5=md5, size=size, sha256=sha256)
             if problem is None:
                 os.replace(tmp_name, destination)

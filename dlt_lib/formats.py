@@ -332,9 +332,13 @@ def check_mnist_layout(obj, name: str = "mnist.pkl.gz", *, n_features: int = 784
     splits = []
     for split_name, pair in zip(("train", "valid", "test"), obj):
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise DataFormatError(f"{name}: the {split_name} split should be a pair (X, y), found {type(pair).__name__}.")
+            raise DataFormatError(
+                f"{name}: the {split_name} split should be a pair (X, y), found {type(pair).__name__}."
+            )
         X, y = pair
-        if not (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == n_features and X.dtype.kind == "f"):
+        if not (
+            isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == n_features and X.dtype.kind == "f"
+        ):
             raise DataFormatError(
                 f"{name}: {split_name} X should be a float array of shape (n, {n_features}), found "
                 f"{type(X).__name__} {getattr(X, 'dtype', '')} {getattr(X, 'shape', '')}."

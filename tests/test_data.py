@@ -213,8 +213,12 @@ def test_sample_splits_are_disjoint():
 
 
 def test_fashion_mnist_from_debian_package(require_or_fail_in_ci, capsys):
-    present = all((data.DEBIAN_FASHION_MNIST_DIR / r.filename).is_file() for r in data.FASHION_MNIST_FILES.values())
-    require_or_fail_in_ci(present, "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)")
+    present = all(
+        (data.DEBIAN_FASHION_MNIST_DIR / r.filename).is_file() for r in data.FASHION_MNIST_FILES.values()
+    )
+    require_or_fail_in_ci(
+        present, "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+    )
     splits = data.load_fashion_mnist()
     assert "Debian package dataset-fashion-mnist" in capsys.readouterr().out
     _check_form(splits, (50_000, 10_000, 10_000))
@@ -301,7 +305,9 @@ def test_datasplits_behaves_like_a_tuple_and_survives_pickle():
     assert X is train.X and train.n == len(y)
     assert "mnist-sample" in repr(splits) and "7,142" in repr(splits)
     for clone in (pickle.loads(pickle.dumps(splits)), copy.deepcopy(splits)):
-        assert isinstance(clone, data.DataSplits) and clone.source == splits.source and clone.name == splits.name
+        assert (
+            isinstance(clone, data.DataSplits) and clone.source == splits.source and clone.name == splits.name
+        )
         np.testing.assert_array_equal(clone.test.X, test.X)
     assert data.CLASS_NAMES["fashion-mnist"][0] == "T-shirt/top" and len(data.FASHION_MNIST_CLASSES) == 10
 
@@ -353,7 +359,9 @@ def test_labels_are_usable_as_indices():
 
 def test_n_batches():
     shared = data.shared_dataset(_toy_split(n=10))
-    assert shared.n_batches(4) == 2 and shared.n_batches(4, drop_last=False) == 3 and shared.n_batches(10) == 1
+    assert (
+        shared.n_batches(4) == 2 and shared.n_batches(4, drop_last=False) == 3 and shared.n_batches(10) == 1
+    )
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="positive integer"):
             shared.n_batches(bad)

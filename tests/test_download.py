@@ -48,7 +48,11 @@ def mirrors(http_server, closed_port_url):
     """Three mirrors of payload.bin: one down, one corrupt, one good."""
     http_server.routes["/bad/payload.bin"] = CORRUPT
     http_server.routes["/good/payload.bin"] = PAYLOAD
-    return [f"{closed_port_url}/payload.bin", f"{http_server.url}/bad/payload.bin", f"{http_server.url}/good/payload.bin"]
+    return [
+        f"{closed_port_url}/payload.bin",
+        f"{http_server.url}/bad/payload.bin",
+        f"{http_server.url}/good/payload.bin",
+    ]
 
 
 def test_down_corrupt_good(tmp_path, mirrors, capsys):
@@ -181,7 +185,9 @@ def test_published_checksums_are_well_formed():
 
 
 def test_download_error_attributes(tmp_path):
-    err = DownloadError("f.gz", tmp_path, "abc", [Attempt("u1", "refused", True), Attempt("u2", "refused", True)])
+    err = DownloadError(
+        "f.gz", tmp_path, "abc", [Attempt("u1", "refused", True), Attempt("u2", "refused", True)]
+    )
     assert err.all_connection_errors and len(err.attempts) == 2
     assert not DownloadError("f.gz", tmp_path, "abc", []).all_connection_errors
 
@@ -222,7 +228,11 @@ def test_load_mnist_falls_back_to_idx_files(data_env, http_server, write_idx_set
         http_server.routes[f"/idx/{res.filename}"] = body
         files[key] = Resource(res.filename, md5=md5(body), size=len(body))
     monkeypatch.setattr(data, "MNIST_IDX_FILES", files)
-    splits = data.load_mnist(mirrors=[f"{http_server.url}/nothing/mnist.pkl.gz"], idx_mirrors=[f"{http_server.url}/idx/"], verbose=False)
+    splits = data.load_mnist(
+        mirrors=[f"{http_server.url}/nothing/mnist.pkl.gz"],
+        idx_mirrors=[f"{http_server.url}/idx/"],
+        verbose=False,
+    )
     assert [s.n for s in splits] == [50, 10, 12]  # 60 -> 50 + 10, like 60,000 -> 50,000 + 10,000
     images, labels = arrays["train"]
     np.testing.assert_allclose(splits.valid.X, images[50:].reshape(10, 784) / 255, rtol=1e-6)
@@ -231,7 +241,9 @@ def test_load_mnist_falls_back_to_idx_files(data_env, http_server, write_idx_set
     assert sorted(listing(data_env)) == sorted(f"mnist/{r.filename}" for r in files.values())
 
 
-def test_load_mnist_bad_files_raise_instead_of_falling_back(data_env, http_server, closed_port_url, served_mnist_pkl):
+def test_load_mnist_bad_files_raise_instead_of_falling_back(
+    data_env, http_server, closed_port_url, served_mnist_pkl
+):
     mirrors = [f"{closed_port_url}/mnist.pkl.gz", f"{http_server.url}/bad/mnist.pkl.gz"]
     with pytest.raises(DownloadError) as info:
         data.load_mnist(mirrors=mirrors, idx_mirrors=[closed_port_url + "/"], verbose=False)
@@ -266,7 +278,9 @@ def test_load_fashion_mnist_downloads(data_env, http_server, write_idx_set, tmp_
     assert "cache directory" in again.source
 
 
-def test_load_fashion_mnist_download_failure_says_how_to_install(data_env, closed_port_url, tmp_path, monkeypatch):
+def test_load_fashion_mnist_download_failure_says_how_to_install(
+    data_env, closed_port_url, tmp_path, monkeypatch
+):
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")
     with pytest.raises(DownloadError, match="apt-get install dataset-fashion-mnist"):
         data.load_fashion_mnist(mirrors=[f"{closed_port_url}/"], verbose=False)
