@@ -515,11 +515,18 @@ def load_dataset(name: str, **kwargs) -> DataSplits:
     """Load a dataset by name: ``"mnist"``, ``"mnist-sample"`` or ``"fashion-mnist"``.
 
     Keyword arguments go to the loader (e.g. ``verbose=False``, ``offline=True``).
+    ``data_home``, ``offline`` and ``verbose`` are accepted for every name, so
+    that a caller (the ``dlt`` command line) can pass the same ones whatever
+    the dataset; the embedded sample needs neither a cache nor a network and
+    ignores the first two.
     """
     key = str(name).strip().lower().replace("_", "-")
     loaders = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion-mnist": load_fashion_mnist}
     if key not in loaders:
         raise ValueError(f"Unknown dataset {name!r}. Expected one of {', '.join(map(repr, DATASETS))}.")
+    if key == "mnist-sample":
+        kwargs.pop("data_home", None)
+        kwargs.pop("offline", None)
     return loaders[key](**kwargs)
 
 

@@ -284,6 +284,12 @@ def test_ci_helper_fails_in_ci_and_skips_otherwise(monkeypatch, require_or_fail_
 def test_load_dataset_names(monkeypatch):
     monkeypatch.setenv("DLT_OFFLINE", "1")
     assert data.load_dataset("mnist-sample", verbose=False).name == "mnist-sample"
+    # The options common to all loaders are accepted for the sample too (the CLI passes them).
+    assert (
+        data.load_dataset("mnist-sample", offline=True, data_home="x", verbose=False).name == "mnist-sample"
+    )
+    with pytest.raises(TypeError):
+        data.load_dataset("mnist-sample", mirrors=[])
     with pytest.warns(data.SampleFallbackWarning):
         assert data.load_dataset("MNIST", verbose=False).name == "mnist-sample"
     assert set(data.DATASETS) == {"mnist", "mnist-sample", "fashion-mnist"}
