@@ -117,6 +117,18 @@ def _read(path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}. Check the path, or train a model first.")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic[:1] == b"\x80":  # the first byte of a pickle (protocol 2 and later)
+        raise CheckpointError(
+            f"{path} is a Python pickle, which could run arbitrary code when loaded; refusing to load it. "
+            "Checkpoints hold plain arrays only: re-save the parameters with dlt_lib.checkpoint.save()."
+        )
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise CheckpointError(
+            f"{path} is not a checkpoint: an .npz file is a zip archive, and this file does not start like one. "
+            "It may be damaged or truncated, or another kind of file."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -67,8 +67,12 @@ def test_file_holding_a_pickled_object_is_refused(tmp_path):
     # and a plain pickle renamed to .npz
     plain = tmp_path / "plain.npz"
     plain.write_bytes(pickle.dumps({"W": Boom()}))
-    with pytest.raises(CheckpointError, match="pickled Python objects|damaged"):
+    with pytest.raises(CheckpointError, match="is a Python pickle"):
         checkpoint.load(plain)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"hello, not a checkpoint")
+    with pytest.raises(CheckpointError, match="does not start like one"):
+        checkpoint.load(garbage)
 
 
 def test_missing_file_and_foreign_npz(tmp_path):

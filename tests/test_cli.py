@@ -50,7 +50,7 @@ def test_evaluate_reports_a_bad_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
     assert cli.main(["evaluate", str(bad)]) == 2
-    assert "damaged or truncated" in capsys.readouterr().err
+    assert "is not a checkpoint" in capsys.readouterr().err
 
 
 def test_divergence_exits_with_an_error(tmp_path, capsys):
