@@ -1,0 +1,957 @@
+"""Pictures of training runs, digits, weights and mistakes.
+
+Every chapter of the book ends a training run with the same few figures.
+They live here, once, so that each chapter shows them the same way:
+
+:func:`learning_curves`
+    the training cost and the validation/test error against the number of
+    minibatch updates, from the :class:`~dlt_lib.training.History` that
+    :func:`dlt_lib.training.train` returns, with the best model and the
+    early-stopping point marked.
+:func:`tile_raster_images` and :func:`show_tiles`
+    many small images (digits, or filters learnt by a layer) laid out in one
+    grid: the tutorials' ``utils.tile_raster_images``, and a function that draws it.
+:func:`show_weights`
+    the weight vectors of a layer drawn as images, with a colour map that
+    shows positive and negative weights in different colours.
+:func:`confusion_matrix` and :func:`plot_confusion_matrix`
+    which digits are mistaken for which.
+:func:`save_figure`
+    a PNG written atomically and byte-for-byte reproducibly, for the book.
+
+Conventions shared by all of them:
+
+- Each drawing function takes an optional ``ax`` (a Matplotlib ``Axes`` to
+  draw into, e.g. one panel of your own figure) and returns the ``Figure``.
+  Without ``ax`` it makes a new figure sized for the book's page width.
+- Nothing here calls ``plt.show()``: in a notebook, Matplotlib shows the
+  figures made in a cell when the cell ends; in a script, call it yourself
+  or use :func:`save_figure`.  (Write ``fig = learning_curves(h)`` rather
+  than ending a cell with ``learning_curves(h)``, or the notebook may show
+  the figure twice: once as the cell's value and once as a figure made in it.)
+- The look comes from :data:`STYLE`, applied with ``plt.rc_context`` only
+  while a function draws.  Importing this module changes none of your
+  Matplotlib settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import os
+import textwrap
+import uuid
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+from cycler import cycler
+
+__all__ = [
+    "COLORS",
+    "STYLE",
+    "confusion_matrix",
+    "learning_curves",
+    "moving_average",
+    "plot_confusion_matrix",
+    "save_figure",
+    "scale_to_unit_interval",
+    "show_tiles",
+    "show_weights",
+    "tile_raster_images",
+]
+
+# ----------------------------------------------------------------------------
+# Style
+# ----------------------------------------------------------------------------
+#: The colours of the book: the Okabe-Ito palette, which stays distinct for
+#: readers with the common forms of colour blindness and in greyscale print.
+COLORS = {
+    "train": "#0072B2",  # blue
+    "valid": "#D55E00",  # vermilion
+    "test": "#009E73",  # bluish green
+    "best": "#E69F00",  # orange
+    "stop": "#555555",  # grey
+    "faint": "#9DB9D3",  # a light blue for the raw, unsmoothed training cost
+}
+
+#: Matplotlib settings used while a function of this module draws.  Change an
+#: entry (``plot.STYLE["font.size"] = 12``) to change every later figure.
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 150,
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.titlelocation": "left",
+    "axes.labelsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "axes.prop_cycle": cycler(color=["#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9"]),
+    "grid.color": "#E3E3E3",
+    "grid.linewidth": 0.7,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "legend.fontsize": 8.5,
+    "legend.frameon": True,
+    "legend.framealpha": 0.9,
+    "legend.edgecolor": "#DDDDDD",
+    "lines.linewidth": 1.5,
+    "lines.markersize": 4,
+    "image.interpolation": "nearest",  # one pixel of a digit = one square, never blurred
+}
+
+#: Width of a figure that fills the book's text column, in inches.
+BOOK_WIDTH = 7.5
+
+
+def _styled(function):
+    """Run ``function`` with :data:`STYLE` in force, restoring the user's settings after."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _root_figure(ax):
+    """The top-level Figure that ``ax`` belongs to (an Axes may sit in a SubFigure)."""
+    figure = ax.figure
+    return getattr(figure, "figure", None) or figure
+
+
+# ----------------------------------------------------------------------------
+# Learning curves
+# ----------------------------------------------------------------------------
+def _finite_or_nan(values) -> np.ndarray:
+    """``values`` as floats, with None, inf and -inf replaced by NaN (a gap in a plotted line)."""
+    array = np.array([np.nan if v is None else v for v in values], dtype=float)
+    array[~np.isfinite(array)] = np.nan
+    return array
+
+
+def moving_average(values, window: int) -> np.ndarray:
+    """Centred moving average of ``values`` over ``window`` points, ignoring NaNs.
+
+    Near the ends the window is cut short, so the result has the length of
+    the input and no edge effects.  Computed with cumulative sums, so it takes
+    the same time whatever the window (a million updates in a few ms).
+    """
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or values.size == 0:
+        return values.copy()
+    ok = np.isfinite(values)
+    # sums[i] = sum of the first i values; a window [a, b) sums to sums[b] - sums[a].
+    sums = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(ok)])
+    half = window // 2
+    index = np.arange(values.size)
+    lo = np.clip(index - half, 0, values.size)
+    hi = np.clip(index + half + 1, 0, values.size)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[hi] - sums[lo]) / n, np.nan)
+
+
+def _auto_window(n_updates: int, n_train_batches: int) -> int:
+    """About 2% of the run, at most one epoch, and odd (so the window is centred)."""
+    window = max(1, n_updates // 50)
+    if n_train_batches > 0:
+        window = min(window, n_train_batches)
+    return window if window % 2 else window + 1
+
+
+def _steps(x, y):
+    """The corners of a "steps-post" line through (x, y), for hit-testing."""
+    if len(x) < 2:
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]
+
+
+# Where the note on the best result may go: centres, in axes fractions, in
+# order of preference.  Errors fall during training, so the middle right of
+# the panel is usually empty.
+_NOTE_SPOTS = [(0.78, 0.55), (0.78, 0.8), (0.5, 0.8), (0.5, 0.55), (0.78, 0.3), (0.5, 0.3), (0.22, 0.3)]
+
+
+def _annotate_best(ax, x, y, text, series, fontsize=8.5):
+    """Write ``text`` in a box at the emptiest of _NOTE_SPOTS, with an arrow to (x, y).
+
+    Each (axes, xs, ys) in ``series`` is sampled along its line, and the spot
+    whose box would cover the fewest samples wins (the first one among equals).
+    """
+    for axes in (ax, *(axes for axes, _, _ in series)):
+        axes.get_xlim(), axes.get_ylim()  # let autoscaling settle the limits first
+    star = ax.transAxes.inverted().transform(ax.transData.transform([(x, y)]))
+    samples = [np.repeat(star, 50, axis=0)]  # weighs as much as 50 points: never hide the star
+    for axes, xs, ys in series:
+        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        if ok.sum() > 1:
+            # Points along each segment, so a line crossing the box counts too.
+            t = np.linspace(0, 1, 25)[:, None]
+            starts = np.c_[xs[ok][:-1], ys[ok][:-1]]
+            ends = np.c_[xs[ok][1:], ys[ok][1:]]
+            data = (starts[None] + t[..., None] * (ends - starts)[None]).reshape(-1, 2)
+        else:
+            data = np.c_[xs[ok], ys[ok]]
+        # data -> pixels -> fractions of the axes
+        samples.append(axes.transAxes.inverted().transform(axes.transData.transform(data)))
+    points = np.concatenate(samples)
+
+    # The box's size in axes fractions, from the text's size in points.
+    lines = text.split("\n")
+    box = ax.get_window_extent()
+    points_per_pixel = 72 / ax.figure.dpi
+    width = (0.55 * fontsize * max(map(len, lines)) + 12) / (box.width * points_per_pixel)
+    height = (1.3 * fontsize * len(lines) + 10) / (box.height * points_per_pixel)
+
+    def covered(spot):
+        cx = min(max(spot[0], width / 2 + 0.01), 1 - width / 2 - 0.01)
+        inside = (np.abs(points[:, 0] - cx) < width / 2 + 0.02) & (
+            np.abs(points[:, 1] - spot[1]) < height / 2 + 0.03
+        )
+        return int(inside.sum()), cx
+
+    counts = [covered(spot) for spot in _NOTE_SPOTS]
+    best = min(range(len(counts)), key=lambda i: counts[i][0])
+    ax.annotate(
+        text,
+        xy=(x, y),
+        xytext=(counts[best][1], _NOTE_SPOTS[best][1]),
+        textcoords="axes fraction",
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        bbox={"boxstyle": "round,pad=0.35", "fc": "white", "ec": COLORS["best"], "lw": 0.9},
+        arrowprops={"arrowstyle": "->", "color": "#444444", "lw": 0.8, "shrinkB": 7},
+        zorder=6,
+    )
+
+
+def _split_axes(ax):
+    """Return (figure, cost_axes, error_axes) for the layouts learning_curves accepts."""
+    if ax is None:
+        fig, (ax_cost, ax_err) = plt.subplots(
+            2, 1, sharex=True, figsize=(BOOK_WIDTH, 5.4), layout="constrained", height_ratios=(1, 1.15)
+        )
+        return fig, ax_cost, ax_err
+    if isinstance(ax, (tuple, list, np.ndarray)):
+        if len(ax) != 2:
+            raise ValueError(f"ax must be one Axes or a pair (cost axes, error axes); got {len(ax)} axes.")
+        return _root_figure(ax[0]), ax[0], ax[1]
+    # One Axes: the cost on its left scale, the errors on a second scale at the right.
+    ax_err = ax.twinx()
+    ax_err.spines["right"].set_visible(True)
+    ax_err.grid(False)
+    return _root_figure(ax), ax, ax_err
+
+
+def _run_context(history) -> str:
+    """'data: ... · mode: ...' from what the History knows, or ''."""
+    parts = []
+    if getattr(history, "data_source", ""):
+        parts.append(f"data: {history.data_source}")
+    if getattr(history, "mode", ""):
+        parts.append(f"mode: {history.mode}")
+    return "  ·  ".join(parts)
+
+
+@_styled
+def learning_curves(history, ax=None, title=None, show_test=True, smoothing=None):
+    """Plot the training cost and the validation (and test) error of a run.
+
+    Parameters
+    ----------
+    history : dlt_lib.training.History
+        What :func:`dlt_lib.training.train` returned.
+    ax : None, an Axes, or a pair of Axes
+        None: a new figure with two panels sharing the iteration axis, the
+        cost above and the errors below.  One Axes: both in it, the errors on
+        a second y scale at the right.  A pair: (cost panel, error panel).
+    title : str, optional
+        Default "Learning curves".  The data source and the PyTensor mode of
+        the run are added when the History records them.
+    show_test : bool
+        Also plot the test error, which the tutorials measure only at each
+        new best validation error (so it appears as separate points).
+    smoothing : int, optional
+        Width, in updates, of the moving average drawn over the per-update
+        training cost.  None picks about 2% of the run (at most one epoch);
+        1 draws the raw per-update cost alone.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    The x axis counts minibatch updates (iterations, from 0, as in the
+    History); the two-panel layout adds an epoch scale above.  The best
+    validation error is marked with a star, and the iteration at which
+    training stopped with a dashed vertical line.
+    """
+    fig, ax_cost, ax_err = _split_axes(ax)
+    one_axes = ax is not None and not isinstance(ax, (tuple, list, np.ndarray))
+    records = list(history.records)
+    n_batches = int(getattr(history, "n_train_batches", 0) or 0)
+
+    iterations = np.array([r.iteration for r in records], dtype=float)
+    valid = 100 * _finite_or_nan([r.valid_error for r in records])
+    test = 100 * _finite_or_nan([r.test_error for r in records])
+    mean_cost = _finite_or_nan([r.train_cost for r in records])
+    costs = _finite_or_nan(history.train_costs)
+
+    # -- the training cost: every update (faint), its moving average, and the
+    #    mean over each interval between two validations --------------------
+    if costs.size:
+        steps = np.arange(costs.size)
+        window = _auto_window(costs.size, n_batches) if smoothing is None else max(1, int(smoothing))
+        if window > 1 and costs.size > window:
+            ax_cost.plot(steps, costs, color=COLORS["faint"], lw=0.6, alpha=0.7, label="cost of each update")
+            ax_cost.plot(
+                steps,
+                moving_average(costs, window),
+                color=COLORS["train"],
+                label=f"moving average over {window} updates",
+            )
+        else:
+            ax_cost.plot(steps, costs, color=COLORS["train"], lw=1.0, label="cost of each update")
+    if records and (not costs.size or len(records) <= 60):
+        # Each validation record also holds the mean cost since the previous
+        # one: dots over the curve above, or the only curve when the History
+        # has no per-update costs (more than 60 dots would just smear).
+        ax_cost.plot(
+            iterations,
+            mean_cost,
+            color="#1B2A41" if costs.size else COLORS["train"],
+            ls="none" if costs.size else "-",
+            marker="o" if len(records) <= 60 else "",
+            ms=3.5,
+            label="mean cost between validations",
+        )
+    ax_cost.set_ylabel("training cost")
+
+    # -- the errors -------------------------------------------------------------
+    many = len(records) > 60  # markers on every point would make a thick smear
+    if records:
+        ax_err.plot(
+            iterations,
+            valid,
+            color=COLORS["valid"],
+            marker="" if many else "o",
+            ms=3,
+            label="validation error",
+        )
+        measured = np.isfinite(test)
+        if show_test and measured.any():
+            # The test error is measured only at a new best, so it is a step
+            # function: the test error of the best model found so far.
+            ax_err.plot(
+                iterations[measured],
+                test[measured],
+                color=COLORS["test"],
+                ls=":",
+                drawstyle="steps-post",
+                marker="s",
+                ms=3.5,
+                label="test error (at each new best)",
+            )
+    ax_err.set_ylabel("error (%)")
+
+    # -- the best model and the stopping point ----------------------------------
+    best = history.best
+    if best is not None and math.isfinite(best.valid_error):
+        x, y = best.iteration, 100 * best.valid_error
+        ax_err.plot(
+            [x],
+            [y],
+            ls="none",
+            marker="*",
+            ms=15,
+            color=COLORS["best"],
+            mec="black",
+            mew=0.6,
+            zorder=5,
+            gid="best",
+        )
+    stopped_at = getattr(history, "stopped_at", -1)
+    if stopped_at is not None and stopped_at >= 0:
+        for axes in (ax_cost,) if one_axes else (ax_cost, ax_err):
+            axes.axvline(stopped_at, color=COLORS["stop"], ls="--", lw=1.0, zorder=1)
+        # A proxy line for the legend, so the stop is explained once.
+        ax_cost.plot(
+            [], [], color=COLORS["stop"], ls="--", lw=1.0, label=f"training stopped (it. {stopped_at})"
+        )
+
+    # -- axes, legends, title ---------------------------------------------------
+    if not records and not costs.size:
+        ax_err.text(
+            0.5, 0.5, "no training recorded", transform=ax_err.transAxes, ha="center", color="#777777"
+        )
+        ax_err.set_ylim(0, 100)
+    ax_err.set_xlabel("iteration (minibatch updates)")
+    # Iterations are whole numbers: integer ticks, written 2,500,000 rather than 2.5 with "1e6" aside.
+    for axes in (ax_cost, ax_err):
+        axes.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        axes.xaxis.set_major_formatter(mpl.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax_err.margins(y=0.08)
+    shown = np.concatenate([valid, test if show_test else []])
+    shown = shown[np.isfinite(shown)]
+    if shown.size and np.ptp(shown) < 2.0:
+        # (Nearly) one value: give the scale a range of a few points around it.
+        ax_err.set_ylim(max(0.0, shown.min() - 1.5), shown.max() + 1.5)
+    if not records or len(set(iterations.tolist())) == 1:
+        # One point gives Matplotlib no range to scale to: give it one.
+        last = max([stopped_at or 0, costs.size - 1, *iterations.tolist(), 1])
+        ax_err.set_xlim(-0.02 * last, 1.05 * last)
+    if best is not None and math.isfinite(best.valid_error):
+        # Now that the scales are fixed, write the best result where it hides no data.
+        text = f"best: {100 * best.valid_error:.2f}% valid at it. {best.iteration}"
+        if show_test and best.test_error is not None and math.isfinite(best.test_error):
+            text += f"\ntest error there: {100 * best.test_error:.2f}%"
+        series = [(ax_err, iterations, valid)]
+        if show_test:
+            measured = np.isfinite(test)
+            series.append((ax_err, *_steps(iterations[measured], test[measured])))
+        if one_axes and costs.size:
+            # The cost curve shares this panel: keep off it too (a few hundred points of it).
+            every = max(1, costs.size // 300)
+            series.append((ax_cost, np.arange(costs.size)[::every], costs[::every]))
+        _annotate_best(ax_err, best.iteration, 100 * best.valid_error, text, series)
+    if one_axes:
+        # Both scales share one panel: the legend goes underneath, out of the way.
+        ax_cost.set_xlabel("iteration (minibatch updates)")
+        handles = ax_cost.get_legend_handles_labels()[0] + ax_err.get_legend_handles_labels()[0]
+        ax_cost.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncols=3,
+            frameon=False,
+            fontsize=8,
+        )
+    else:
+        # The cost falls, so its upper right is free.  The errors may end
+        # anywhere: let Matplotlib find the emptiest corner (few points, cheap).
+        if ax_cost.get_legend_handles_labels()[0]:
+            ax_cost.legend(loc="upper right")
+        if ax_err.get_legend_handles_labels()[0]:
+            ax_err.legend(loc="best")
+        if ax is None and n_batches > 0:
+            # "iteration it is done" means (it + 1) / n_train_batches epochs are done.
+            epochs = ax_cost.secondary_xaxis(
+                "top", functions=(lambda it: (it + 1) / n_batches, lambda ep: ep * n_batches - 1)
+            )
+            epochs.set_xlabel("epoch", fontsize=8.5, color="#555555")
+            epochs.tick_params(labelsize=8, colors="#555555")
+
+    heading = title if title is not None else "Learning curves"
+    context = _run_context(history)
+    if context:
+        joined = f"{heading}  —  {context}"
+        heading = (
+            joined if len(joined) <= 95 else heading + "\n" + textwrap.shorten(context, 110, placeholder=" …")
+        )
+    ax_cost.set_title(heading)
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# Images in a grid
+# ----------------------------------------------------------------------------
+def _as_images(X, img_shape) -> np.ndarray:
+    """``X`` (one image per row, or already (n, height, width)) as float images (n, height, width)."""
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[None, :]
+    height, width = (int(s) for s in img_shape)
+    if X.ndim == 3 and X.shape[1:] == (height, width):
+        return X.astype(float)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must hold one image per row, shape (n_images, {height * width}); got shape {X.shape}."
+        )
+    if X.shape[1] != height * width:
+        raise ValueError(
+            f"Each row of X must have {height}*{width}={height * width} pixels for img_shape={tuple(img_shape)}; "
+            f"X has rows of {X.shape[1]}."
+        )
+    return X.reshape(len(X), height, width).astype(float)
+
+
+def scale_to_unit_interval(image) -> np.ndarray:
+    """Map the smallest value of ``image`` to 0 and the largest to 1.
+
+    A constant image has no range to stretch: it maps to all zeros instead
+    of a division by zero.  NaNs are ignored and come out as 0.
+    """
+    image = np.asarray(image, dtype=float)
+    finite = np.isfinite(image)
+    if not finite.any():
+        return np.zeros_like(image)
+    lo, hi = image[finite].min(), image[finite].max()
+    scaled = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+    return np.where(finite, scaled, 0.0)
+
+
+def _tile_shape_for(n_images: int) -> tuple[int, int]:
+    """A grid about as wide as it is high: 10 images -> 3 x 4, 100 -> 10 x 10."""
+    cols = max(1, math.ceil(math.sqrt(n_images)))
+    rows = max(1, math.ceil(n_images / cols))
+    return rows, cols
+
+
+def _mosaic(images, tile_shape, tile_spacing, fill=np.nan) -> np.ndarray:
+    """Lay ``images`` (n, h, w) out row by row on a grid; gaps and empty tiles get ``fill``.
+
+    Images beyond ``rows * cols`` are left out, as in the tutorials.
+    """
+    n, h, w = images.shape
+    rows, cols = (int(t) for t in tile_shape)
+    space_y, space_x = (int(s) for s in tile_spacing)
+    if rows < 1 or cols < 1 or space_y < 0 or space_x < 0:
+        raise ValueError(
+            f"tile_shape must be positive and tile_spacing >= 0; got {tile_shape}, {tile_spacing}."
+        )
+    # (image size + gap) per tile, minus the gap after the last tile.
+    out = np.full(((h + space_y) * rows - space_y, (w + space_x) * cols - space_x), fill, dtype=float)
+    for k in range(min(n, rows * cols)):
+        row, col = divmod(k, cols)
+        top, left = row * (h + space_y), col * (w + space_x)
+        out[top : top + h, left : left + w] = images[k]
+    return out
+
+
+def _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval):
+    """The float mosaic behind tile_raster_images and show_tiles: pixels in [0, 1], NaN in the gaps."""
+    images = _as_images(X, img_shape)
+    integer_input = np.issubdtype(np.asarray(X).dtype, np.integer)
+    if scale_rows_to_unit_interval:
+        images = np.stack([scale_to_unit_interval(image) for image in images]) if len(images) else images
+    elif integer_input:
+        images = np.clip(images, 0, 255) / 255.0  # uint8 pixels, as stored in MNIST files
+    else:
+        images = np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0)  # already intensities in [0, 1]
+    if tile_shape is None:
+        tile_shape = _tile_shape_for(len(images))
+    return _mosaic(images, tile_shape, tile_spacing, fill=np.nan)
+
+
+def tile_raster_images(
+    X, img_shape=(28, 28), tile_shape=None, tile_spacing=(1, 1), scale_rows_to_unit_interval=True
+) -> np.ndarray:
+    """Arrange the rows of ``X`` as small images in one big greyscale image.
+
+    This is ``utils.tile_raster_images`` of the Deep Learning Tutorials, used
+    there to look at MNIST digits and at the filters learnt by RBMs and
+    autoencoders.
+
+    Parameters
+    ----------
+    X : array (n_images, height * width)
+        One flattened image per row (or an array (n_images, height, width)).
+    img_shape : (height, width)
+    tile_shape : (rows, cols), optional
+        The grid.  Default: about square, big enough for every image.  With
+        a smaller grid, only the first ``rows * cols`` images are shown.
+    tile_spacing : (rows, cols)
+        Pixels of black between two neighbouring images.
+    scale_rows_to_unit_interval : bool
+        Stretch each image separately so its smallest value is black and its
+        largest white (needed for weights, which are not pixel values).  A
+        constant image becomes black.  When False, float images must already
+        hold intensities in [0, 1] (values outside are clipped) and integer
+        images pixel values in 0..255.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape ``((height + gap) * rows - gap, (width + gap) * cols - gap)``
+        0 is black, 255 white.  Image ``k`` is at grid row ``k // cols``,
+        column ``k % cols``, with its values rounded to the nearest 1/255.
+    """
+    mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
+    return np.round(np.nan_to_num(mosaic, nan=0.0) * 255).astype(np.uint8)
+
+
+def _image_figure(pixel_height, pixel_width, max_width=BOOK_WIDTH, pixels_per_inch=40, extra_height=0.4):
+    """A new figure sized so that a mosaic of that many pixels reads well."""
+    width = min(max_width, max(2.5, pixel_width / pixels_per_inch))
+    height = width * pixel_height / pixel_width + extra_height
+    return plt.subplots(figsize=(width, height), layout="constrained")
+
+
+@_styled
+def show_tiles(
+    X,
+    img_shape=(28, 28),
+    tile_shape=None,
+    tile_spacing=(1, 1),
+    scale_rows_to_unit_interval=True,
+    ax=None,
+    title=None,
+    cmap="gray",
+):
+    """Draw the rows of ``X`` as a grid of images (see :func:`tile_raster_images`).
+
+    The gaps between images are drawn in the page's colour, so the images
+    stand apart whatever their own background.  Returns the Figure.
+    """
+    mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
+    # The same rounding as tile_raster_images, so the picture shows exactly its pixels.
+    pixels = np.ma.masked_invalid(np.round(mosaic * 255))
+    if ax is None:
+        fig, ax = _image_figure(*mosaic.shape, max_width=6.0, extra_height=0.4 if title else 0.1)
+    else:
+        fig = _root_figure(ax)
+    colormap = mpl.colormaps[cmap].with_extremes(bad=fig.get_facecolor()) if isinstance(cmap, str) else cmap
+    ax.imshow(pixels, cmap=colormap, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# Weights as images
+# ----------------------------------------------------------------------------
+@_styled
+def show_weights(
+    W,
+    img_shape=(28, 28),
+    class_names=None,
+    ax=None,
+    fig=None,
+    title=None,
+    cmap="RdBu_r",
+    ncols=5,
+    max_panels=20,
+    tile_spacing=(1, 1),
+    vmax=None,
+):
+    """Show the weight vector of each output unit as an image.
+
+    For logistic regression, column ``j`` of ``W`` (shape ``(784, 10)``)
+    holds the weight of each pixel in the score of class ``j``: red pixels
+    are evidence *for* the class, blue ones evidence *against* it, white
+    ones do not matter.  One colour scale, centred at zero, serves all the
+    images, so their strengths can be compared.
+
+    Parameters
+    ----------
+    W : array (height * width, k), or a shared variable holding one
+    class_names : list of str, optional
+        A label for each column (default: its index).
+    ax : Axes, optional
+        Draw all the columns as one tiled image in this Axes.
+    fig : Figure, optional
+        Draw one panel per column in this (empty) figure.
+    cmap : a diverging colour map (white in the middle)
+    ncols : panels per row in the one-panel-per-column layout.
+    max_panels : more columns than this (e.g. 500 hidden units) are tiled
+        into one image, without labels, separated by dark grey lines.
+    vmax : float, optional
+        The weight drawn in the strongest colour (and ``-vmax`` in the
+        strongest opposite one).  Default: the largest ``abs(W)``.
+
+    Returns the Figure.
+    """
+    W = np.asarray(W.get_value() if hasattr(W, "get_value") else W, dtype=float)
+    height, width = (int(s) for s in img_shape)
+    if W.ndim != 2 or W.shape[0] != height * width:
+        raise ValueError(
+            f"W must have shape ({height * width}, n_units): one column of {height}x{width} weights per unit; "
+            f"got shape {W.shape}. (For a matrix stored the other way round, pass W.T.)"
+        )
+    k = W.shape[1]
+    if k == 0:
+        raise ValueError("W has no columns: there are no weight vectors to show.")
+    if class_names is not None and len(class_names) != k:
+        raise ValueError(f"class_names has {len(class_names)} names for {k} columns of W.")
+    images = W.T.reshape(k, height, width)
+    finite = np.abs(W[np.isfinite(W)])
+    limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    limit = limit if vmax is None else float(vmax)
+    norm = mpl.colors.Normalize(vmin=-limit, vmax=limit)  # symmetric: zero is the middle (white) colour
+    colormap = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
+
+    if ax is not None or k > max_panels:
+        # Everything in one image.  The gaps are dark grey: white would look
+        # like weights of zero.
+        rows, cols = _tile_shape_for(k)
+        mosaic = _mosaic(images, (rows, cols), tile_spacing)
+        if ax is None:
+            side = min(5.6, max(2.5, mosaic.shape[1] / 50))  # the image's width, in inches
+            size = (side + 1.3, side * mosaic.shape[0] / mosaic.shape[1] + 0.45)
+            fig, ax = plt.subplots(figsize=size, layout="constrained")
+        else:
+            fig = _root_figure(ax)
+        shown = ax.imshow(
+            np.ma.masked_invalid(mosaic),
+            cmap=colormap.with_extremes(bad="#505050"),
+            norm=norm,
+            interpolation="nearest",
+        )
+        ax.set_axis_off()
+        fig.colorbar(shown, ax=ax, shrink=0.9, label="weight", aspect=30)
+        ax.set_title(title if title is not None else f"Weights of {k} units")
+        return fig
+
+    # One panel per column.  The panels are placed by hand, in inches, rather
+    # than by a layout engine: images of fixed aspect plus a shared colour bar
+    # make Matplotlib's constrained layout move a little at every draw, and a
+    # saved figure should not depend on how often it was drawn before.
+    ncols = max(1, min(int(ncols), k))
+    nrows = math.ceil(k / ncols)
+    margin, gap, label, heading = 0.08, 0.12, 0.28, 0.3  # inches
+    colorbar_room = 0.25 + 0.14 + 0.7  # gap, bar, tick labels and "weight"
+    if fig is None:
+        panel = (BOOK_WIDTH - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols
+        height = heading + nrows * (label + panel) + (nrows - 1) * gap + margin
+        fig = plt.figure(figsize=(BOOK_WIDTH, height))
+    fig_w, fig_h = fig.bbox.width / fig.dpi, fig.bbox.height / fig.dpi
+    panel = min(
+        (fig_w - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols,
+        (fig_h - heading - margin - nrows * label - (nrows - 1) * gap) / nrows,
+    )
+    if panel <= 0:
+        raise ValueError(f"The figure ({fig_w:.1f} x {fig_h:.1f} in) is too small for {k} panels.")
+
+    def rect(left, top, width, height):  # inches from the top left -> figure fractions
+        return [left / fig_w, 1 - (top + height) / fig_h, width / fig_w, height / fig_h]
+
+    for j in range(k):
+        row, col = divmod(j, ncols)
+        top = heading + row * (label + panel + gap) + label
+        panel_ax = fig.add_axes(rect(margin + col * (panel + gap), top, panel, panel))
+        shown = panel_ax.imshow(images[j], cmap=colormap, norm=norm, interpolation="nearest")
+        panel_ax.set_axis_off()
+        name = str(class_names[j]) if class_names is not None else str(j)
+        panel_ax.set_title(name, loc="center", fontsize=9.5, pad=3)
+    grid_right = margin + ncols * panel + (ncols - 1) * gap
+    grid_height = nrows * (label + panel) + (nrows - 1) * gap - label
+    colorbar_ax = fig.add_axes(rect(grid_right + 0.25, heading + label, 0.14, grid_height))
+    fig.colorbar(shown, cax=colorbar_ax, label="weight")
+    fig.suptitle(
+        title if title is not None else "Weights of each class (red: for, blue: against)",
+        x=margin / fig_w,
+        y=1 - 0.08 / fig_h,
+        ha="left",
+        va="top",
+        fontsize=10.5,
+    )
+    return _root_figure(colorbar_ax)
+
+
+# ----------------------------------------------------------------------------
+# Confusion matrix
+# ----------------------------------------------------------------------------
+def _as_labels(y, name) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d array of class labels; got shape {y.shape}.")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if y.dtype == bool or not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
+            raise ValueError(f"{name} must hold integer class labels; got dtype {y.dtype}.")
+        if not np.all(y == np.round(y)):
+            raise ValueError(
+                f"{name} must hold integer class labels; got non-integer values such as {y[y != np.round(y)][0]}. "
+                "(Pass the predicted classes, e.g. probabilities.argmax(axis=1), not probabilities.)"
+            )
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"Class labels must be >= 0; {name} contains {y.min()}.")
+    return y
+
+
+def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
+    """Count how often each true class was predicted as each class.
+
+    ``C[i, j]`` is the number of examples of true class ``i`` predicted as
+    class ``j``: the diagonal holds the correct answers, each row sums to the
+    number of examples of that class, and ``1 - trace(C) / C.sum()`` is the
+    error rate.
+
+    Parameters
+    ----------
+    y_true, y_pred : 1-d integer arrays of the same length
+    n_classes : int, optional
+        Default: the largest label seen, plus one.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n_classes, n_classes)
+    """
+    y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise ValueError(
+            f"y_true and y_pred must have one label per example each; got {len(y_true)} and {len(y_pred)}."
+        )
+    largest = int(max(y_true.max(initial=-1), y_pred.max(initial=-1)))
+    if n_classes is None:
+        n_classes = largest + 1
+    n_classes = int(n_classes)
+    if largest >= n_classes:
+        raise ValueError(
+            f"Label {largest} is out of range for n_classes={n_classes} (labels are 0..n_classes-1)."
+        )
+    # Each pair (i, j) gets its own number i * n + j; counting those numbers
+    # counts the pairs, in one pass and without a Python loop.
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def _text_color(rgba) -> str:
+    """Black on light cells, white on dark ones (by the cell colour's perceived brightness)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "white"
+
+
+@_styled
+def plot_confusion_matrix(
+    y_true, y_pred, class_names=None, ax=None, normalize=False, title=None, cmap="Blues", n_classes=None
+):
+    """Draw the confusion matrix of a classifier, with the count in each cell.
+
+    Parameters
+    ----------
+    y_true, y_pred : 1-d integer arrays (see :func:`confusion_matrix`)
+    class_names : list of str, optional
+        Tick labels for the classes (default: 0, 1, 2, ...).
+    ax : Axes, optional
+    normalize : bool
+        Show each row as percentages of that true class (how each class's
+        examples were classified) instead of counts.
+    title : str, optional
+        Default: the number of examples and the error rate.
+    cmap : colour map for the cells.
+
+    Returns the Figure.
+    """
+    if class_names is not None and n_classes is None:
+        n_classes = len(class_names)
+    counts = confusion_matrix(y_true, y_pred, n_classes)
+    n = counts.shape[0]
+    if class_names is not None and len(class_names) != n:
+        raise ValueError(f"class_names has {len(class_names)} names for {n} classes.")
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
+    if normalize:
+        totals = counts.sum(axis=1, keepdims=True)
+        values = 100.0 * counts / np.maximum(totals, 1)  # a class with no examples gives a row of 0, not NaN
+    else:
+        values = counts.astype(float)
+
+    if ax is None:
+        size = min(BOOK_WIDTH * 0.8, max(3.5, 0.5 * n + 1.5))
+        fig, ax = plt.subplots(figsize=(size + 0.9, size), layout="constrained")
+    else:
+        fig = _root_figure(ax)
+    image = ax.imshow(
+        values, cmap=cmap, vmin=0, vmax=max(values.max(initial=0), 1e-12), interpolation="nearest"
+    )
+    cbar = fig.colorbar(image, ax=ax, shrink=0.8)
+    cbar.set_label("% of the true class" if normalize else "number of examples")
+
+    # The numbers, if there is room for them.
+    if n <= 30:
+        fontsize = 8.5 if n <= 12 else max(5.0, 8.5 - 0.25 * (n - 12))
+        for i in range(n):
+            for j in range(n):
+                text = f"{values[i, j]:.1f}" if normalize else f"{counts[i, j]:d}"
+                zero = counts[i, j] == 0
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=fontsize,
+                    color="#B0B0B0" if zero else _text_color(image.cmap(image.norm(values[i, j]))),
+                )
+
+    ax.set_xticks(range(n), names)
+    ax.set_yticks(range(n), names)
+    if names and max(len(name) for name in names) > 3:
+        ax.tick_params(axis="x", labelrotation=45)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    if title is None:
+        total = int(counts.sum())
+        error = 100.0 * (1 - np.trace(counts) / total) if total else float("nan")
+        title = f"Confusion matrix: {total:,} examples, {error:.2f}% error"
+    ax.set_title(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------
+def _render_png(fig, options) -> bytes:
+    """The PNG bytes of ``fig``, drawn until the drawing stops changing.
+
+    A layout engine (constrained layout, ``bbox_inches="tight"``) places the
+    axes again at each draw, starting from where the previous draw left them,
+    so the first drawing at a new dpi can differ by a pixel from the next
+    ones.  Drawing until two drawings agree (usually twice) gives bytes that
+    do not depend on what was drawn before.
+    """
+    previous = None
+    for _ in range(6):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, **options)
+        data = buffer.getvalue()
+        if data == previous:
+            break
+        previous = data
+    return data
+
+
+def save_figure(fig, path, dpi=150, **savefig_kwargs) -> Path:
+    """Save ``fig`` as a PNG at ``path``, atomically and reproducibly.
+
+    - The parent directory is created if needed.
+    - The image is written to a temporary file in the same directory, which
+      is then renamed over ``path`` (``os.replace``): a reader never sees
+      half a file, and a failure leaves any earlier file untouched.
+    - Matplotlib's "Software" tag (its version) is left out of the PNG, and
+      the figure is drawn until its layout has settled (see ``_render_png``),
+      so the same figure gives the same bytes, and a rebuilt book changes
+      only the images whose content changed.
+
+    ``path`` gets a ``.png`` suffix if it has none; other formats are
+    refused.  Extra keyword arguments go to ``fig.savefig``.  Returns the
+    path written.
+    """
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_name(path.name + ".png")
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"save_figure writes PNG files; got {path.name!r}. Use a name ending in .png.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"dpi": dpi, "bbox_inches": "tight", "pad_inches": 0.05, **savefig_kwargs, "format": "png"}
+    options["metadata"] = {"Software": None, **savefig_kwargs.get("metadata", {})}
+    data = _render_png(fig, options)  # before any file is made: a failure here leaves nothing behind
+    # O_EXCL: fail rather than write into a file that already exists.  Mode
+    # 0o666 minus the user's umask gives the permissions any new file gets
+    # (tempfile.mkstemp would make it readable by its owner only).
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
