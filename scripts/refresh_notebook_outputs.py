@@ -36,14 +36,12 @@ def clean(nb) -> None:
         if cell.cell_type != "code":
             continue
         if is_checked(cell):
+            # nbval wants an execution count on a cell whose outputs it compares ("unrun reference
+            # cell" otherwise); figures are never compared, so they are not stored.
             cell.outputs = [o for o in cell.outputs if o.get("output_type") != "display_data"]
-            for o in cell.outputs:
-                o.pop("execution_count", None)
-                if o.get("output_type") == "execute_result":
-                    o["execution_count"] = None
         else:
             cell.outputs = []
-        cell.execution_count = None
+            cell.execution_count = None
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
 
