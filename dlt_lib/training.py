@@ -192,8 +192,8 @@ def training_cost(model, y, l1=0.0, l2=0.0):
     return cost
 
 
-class _Runner:
-    """Runs ``n`` consecutive minibatch updates starting at minibatch ``start``."""
+class UpdateRunner:
+    """Runs ``n`` consecutive minibatch updates starting at minibatch ``start``: ``runner(start, n)``."""
 
     def __init__(self, model, cost, y, update_list, train_X, train_y, mode_name, use_scan):
         mode = backend.get_mode(mode_name)
@@ -228,10 +228,37 @@ class _Runner:
         # per-call input checks (a large part of the cost of a tiny call).
         self.fn.trust_input = True
 
+    n_batches: int = 0
+
+    def epoch(self) -> np.ndarray:
+        """One pass over every minibatch; returns the training cost of each update."""
+        return self(0, self.n_batches)
+
     def __call__(self, start: int, n: int) -> np.ndarray:
         if self.use_scan:
             return np.asarray(self.fn(np.asarray(start, dtype="int64"), np.asarray(n, dtype="int64")))
         return np.array([self.fn(np.asarray(i, dtype="int64")) for i in range(start, start + n)])
+
+
+def compile_updates(model, X, y, *, batch_size, learning_rate, optimizer="sgd", l1=0.0, l2=0.0, mode=None,
+                    use_scan=None, **optimizer_kwargs) -> UpdateRunner:
+    """Compile the trainer's minibatch updates on ``(X, y)`` without the early-stopping loop.
+
+    For timing and experiments: ``runner.epoch()`` runs one epoch of updates
+    exactly as :func:`train` does.
+    """
+    mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
+    _check_hyperparameters(learning_rate, batch_size, len(X), 1, l1, l2)
+    model.check_data(X, y)
+    rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+    train_X, train_y, n_batches = _as_minibatches(X, y, batch_size)
+    labels = pt.ivector("y")
+    cost = training_cost(model, labels, l1, l2)
+    update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
+    runner = UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name,
+                          mode_name != "JAX" if use_scan is None else use_scan)
+    runner.n_batches = n_batches
+    return runner
 
 
 def _check_hyperparameters(learning_rate, batch_size, n_train, n_epochs, l1, l2):
@@ -339,7 +366,8 @@ def train(
     y = pt.ivector("y")
     cost = training_cost(model, y, l1, l2)
     update_list = rule(cost, model.params, learning_rate=learning_rate, **(optimizer_kwargs or {}))
-    run_updates = _Runner(model, cost, y, update_list, train_X, train_y, mode_name, use_scan)
+    run_updates = UpdateRunner(model, cost, y, update_list, train_X, train_y, mode_name, use_scan)
+    run_updates.n_batches = n_train_batches
     pmode = backend.get_mode(mode_name)
     validate = pytensor.function(
         [], [model.errors(y), model.negative_log_likelihood(y)], givens={model.input: valid_X, y: valid_y}, mode=pmode

@@ -1,0 +1,104 @@
+"""Honest little timings for the chapters: medians of repeats, measured side by side.
+
+A single timing on a shared laptop or a 2-core cloud machine is noise.  We
+repeat, interleave the things being compared (so a background burst hits
+both), and report medians.  Speed claims in the book come from these
+functions run in the chapter itself, on the reader's machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from dlt_lib import backend, training
+from dlt_lib import updates as update_rules
+
+
+def median_times(functions: dict, repeats: int = 5, warmup: int = 1) -> dict:
+    """Call each function ``warmup`` times, then ``repeats`` times interleaved; return median seconds per name."""
+    for fn in functions.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: float(np.median(times)) for name, times in samples.items()}
+
+
+@dataclass
+class EpochTiming:
+    batch_size: int
+    updates_per_epoch: int
+    seconds_per_epoch: float
+
+    @property
+    def microseconds_per_update(self) -> float:
+        return 1e6 * self.seconds_per_epoch / self.updates_per_epoch
+
+
+def epoch_times(model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, repeats=3) -> list[EpochTiming]:
+    """Seconds per training epoch (SGD on the NLL) for each batch size, compile time excluded.
+
+    ``model_factory()`` returns a fresh model; the updates are those the
+    trainer runs (:func:`dlt_lib.training.compile_updates`).
+    """
+    results = []
+    for batch_size in batch_sizes:
+        model = model_factory()
+        runner = training.compile_updates(model, X, y, batch_size=batch_size, learning_rate=learning_rate, mode=mode)
+        seconds = median_times({"epoch": runner.epoch}, repeats=repeats)["epoch"]
+        results.append(EpochTiming(batch_size, runner.n_batches, seconds))
+    return results
+
+
+def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=5) -> dict:
+    """One minibatch SGD step of logistic regression, fed two ways; median seconds per pass over the batches.
+
+    ``"shared"``: the data lives in shared variables and the function takes only
+    a minibatch *index* (``givens`` slices it), as the tutorials recommend.
+    ``"host"``: the function takes the minibatch arrays as inputs, copied in on
+    every call.  On a CPU both read the same memory; on a GPU (JAX mode) the
+    host version copies every batch to the device.
+    """
+    from dlt_lib.models import LogisticRegression
+
+    pmode = backend.get_mode(mode)
+    n_batches = n_batches or len(X) // batch_size
+    floatX = pytensor.config.floatX
+    Xf = np.asarray(X[: n_batches * batch_size], dtype=floatX)
+    yi = np.asarray(y[: n_batches * batch_size], dtype="int32")
+
+    def build():
+        model = LogisticRegression(Xf.shape[1], int(yi.max()) + 1)
+        labels = pt.ivector("y")
+        cost = model.negative_log_likelihood(labels)
+        return model, labels, cost, update_rules.sgd(cost, model.params, learning_rate=0.1)
+
+    model, labels, cost, ups = build()
+    sX, sy = pytensor.shared(Xf, borrow=True), pytensor.shared(yi, borrow=True)
+    index = pt.lscalar("index")
+    batch = slice(index * batch_size, (index + 1) * batch_size)
+    from_shared = pytensor.function([index], cost, updates=ups, givens={model.input: sX[batch], labels: sy[batch]},
+                                    mode=pmode)
+    model_h, labels_h, cost_h, ups_h = build()
+    from_host = pytensor.function([model_h.input, labels_h], cost_h, updates=ups_h, mode=pmode)
+    host_batches = [(Xf[i * batch_size:(i + 1) * batch_size], yi[i * batch_size:(i + 1) * batch_size])
+                    for i in range(n_batches)]
+
+    def shared_pass():
+        for i in range(n_batches):
+            from_shared(i)
+
+    def host_pass():
+        for xb, yb in host_batches:
+            from_host(xb, yb)
+
+    return median_times({"shared": shared_pass, "host": host_pass}, repeats=repeats)
