@@ -27,6 +27,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 APT_PACKAGES := libopenblas-dev dataset-fashion-mnist
 # The book also needs npm (to fetch MathJax, RequireJS and the widget manager).
 BOOK_APT_PACKAGES := $(APT_PACKAGES) $(if $(shell command -v npm 2>/dev/null),,nodejs npm)
+# The tests build the book and open it in Chromium (driven by Playwright).
+TEST_APT_PACKAGES := $(BOOK_APT_PACKAGES) chromium
 
 # --all: re-read (so re-execute) every chapter even if its source did not
 # change, since the library under it may have.  `make book BOOK_ARGS=` for
@@ -35,11 +37,11 @@ BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: help book test lint system-deps book-system-deps web-assets venv clean clean-venv
+.PHONY: help book test lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
 
 help:
 	@echo "make book    build the executed HTML book into _build/html (open _build/html/index.html)"
-	@echo "make test    ruff, pytest tests/, and nbval over every notebook in book/"
+	@echo "make test    ruff, the book build, pytest tests/ (unit + browser), and nbval over every notebook in book/"
 	@echo "make system-deps   install the Debian packages (root only; else prints what to install)"
 	@echo "make clean   remove _build and the fetched web assets"
 
@@ -105,11 +107,17 @@ book: book-system-deps $(STAMP) web-assets
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# One pytest run over tests/ and the notebooks, so one summary line counts
-# everything; pytest's exit code 5 (nothing collected) fails the target too.
-test: system-deps $(STAMP)
+# ruff, then the book build (the browser tests read _build/html), then one
+# pytest run over tests/ (unit and browser tests) and the notebooks (nbval),
+# so one summary line counts everything; pytest's exit code 5 (nothing
+# collected) fails the target too.
+test: test-system-deps $(STAMP)
 	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory book
 	$(BIN)/python -m pytest tests book $(NBVAL_ARGS) $(PYTEST_ARGS)
+
+test-system-deps:
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 clean:
 	rm -rf _build book/_web_assets

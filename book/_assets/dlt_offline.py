@@ -18,15 +18,29 @@ _THEBE_URL = re.compile(r'const THEBE_JS_URL = "[^"]*"')
 
 
 def _blank_thebe_url(app, pagename, templatename, context, doctree):
+    scripts, seen_thebe = [], False
     for script in context.get("script_files", []):
         attributes = getattr(script, "attributes", None)
-        if not attributes:
-            continue
-        body = attributes.get("body")
+        body = attributes.get("body") if attributes else None
         if body and "THEBE_JS_URL" in body:
+            # sphinx-thebe registers this inline script twice under Jupyter Book; the second
+            # `const` declaration is a console error ("already been declared"): keep one.
+            if seen_thebe:
+                continue
+            seen_thebe = True
             attributes["body"] = _THEBE_URL.sub('const THEBE_JS_URL = ""', body)
+        scripts.append(script)
+    if "script_files" in context:
+        context["script_files"][:] = scripts
+
+
+# pydata-sphinx-theme's inline head script sets the colour mode from localStorage or to
+# "" on a first visit, which its bundle then reports as a console error ("Got invalid theme
+# mode: .").  Start first-time readers in light mode: figures are drawn on white.
+_DEFAULT_MODE = 'if (!document.documentElement.dataset.mode) { document.documentElement.dataset.mode = "light"; }'
 
 
 def setup(app):
-    app.connect("html-page-context", _blank_thebe_url)
+    app.connect("html-page-context", _blank_thebe_url, priority=900)  # after the extensions that add scripts
+    app.add_js_file(None, body=_DEFAULT_MODE, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
