@@ -67,6 +67,7 @@ class Report:
     gated_solutions: int = 0  # {solution-start} ... {solution-end} spans removed
     cells_removed: int = 0  # whole cells dropped (inside a gated span, or left empty)
     code_cells_removed: int = 0
+    answer_cells: int = 0  # empty "your answer" code cells put where gated solutions were
     exercises_kept: int = 0
     labels: list = field(default_factory=list)  # labels of the solutions removed, where given
 
@@ -113,6 +114,9 @@ def _label(rest: str) -> str:
     return rest.strip().split()[0] if rest.strip() else ""
 
 
+ANSWER_CELL = "# Your answer here\n"
+
+
 def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, Report]:
     """Return ``(copy of nb without solutions and outputs, Report)``.
 
@@ -139,6 +143,7 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
 
         lines = cell.source.splitlines(keepends=True)
         kept: list[str] = []
+        answer_cell_due = False
         i = 0
         while i < len(lines):
             match = _OPEN.match(lines[i].rstrip("\r\n"))
@@ -151,6 +156,7 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
                     if close is None:
                         raise SolutionError(f"{where}: the {{solution-end}} fence is never closed.")
                     inside = None
+                    answer_cell_due = True
                     i = _after_removal(lines, close + 1, kept)
                 elif directive == "solution-start":
                     raise SolutionError(
@@ -188,6 +194,10 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
                 else:
                     kept.append(lines[i])
                     i += 1
+        if answer_cell_due:
+            # Where a worked solution was, leave the student an empty cell to work in.
+            cells.append(nbformat.v4.new_code_cell(ANSWER_CELL))
+            report.answer_cells += 1
         text = "".join(kept)
         if text != cell.source:
             if not text.strip():

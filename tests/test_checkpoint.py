@@ -33,6 +33,15 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     assert meta["parameters"]["hidden_W"] == {"shape": [6, 5], "dtype": "float32"}
 
 
+def test_checkpoint_gets_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = checkpoint.save(tmp_path / "m.npz", trained_like_mlp())
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_truncated_file_is_a_clear_error(tmp_path):
     path = checkpoint.save(tmp_path / "m.npz", trained_like_mlp())
     data = path.read_bytes()

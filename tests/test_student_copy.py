@@ -98,9 +98,11 @@ def test_synthetic_notebook_keeps_exercises_and_removes_every_solution():
         "## Exercises\n\n```{exercise} Double it\n:label: ex-double\n\nWrite `double(x)`.\n```\n\n"
         "Text after the inline solution stays.",
         ":::{exercise} Square it\n:label: ex-square\n\nWrite `square(x)`.\n:::",
+        sc.ANSWER_CELL,  # an empty cell to work in, where the gated solution was
         "Text after the gated solution stays.",
         "```{exercise} Cube it\n:label: ex-cube\n\nWrite `cube(x)` below.\n```",
         "def cube(x):\n    ...  # your code here",
+        sc.ANSWER_CELL,
         nb.cells[13].source,  # the sample in a code fence is untouched
         "y = 2",
     ]
@@ -109,8 +111,10 @@ def test_synthetic_notebook_keeps_exercises_and_removes_every_solution():
         "code",
         "markdown",
         "markdown",
+        "code",
         "markdown",
         "markdown",
+        "code",
         "code",
         "markdown",
         "code",
@@ -121,7 +125,7 @@ def test_synthetic_notebook_keeps_exercises_and_removes_every_solution():
     assert nb.cells[1].outputs and len(nb.cells) == 15
 
     assert report.solution_blocks == 1 and report.gated_solutions == 2 and report.exercises_kept == 3
-    assert report.cells_removed == 6 and report.code_cells_removed == 3
+    assert report.cells_removed == 6 and report.code_cells_removed == 3 and report.answer_cells == 2
     assert report.labels == ["ex-double", "ex-square", "ex-cube"]
     nbformat.validate(copy)
 
