@@ -126,7 +126,31 @@ def mode_name() -> str:
 def get_mode(name: str | None = None) -> Mode:
     """The PyTensor ``Mode`` object to pass to ``pytensor.function(mode=...)``."""
     key = normalise_mode(name) if name is not None else mode_name()
+    if key == "JAX":
+        import warnings
+
+        # JAX runs in 32-bit by default and warns whenever a graph asks for a 64-bit
+        # type (PyTensor's int64 indices, the float64 divisor of a mean); our data is
+        # float32 and int32 anyway, so the truncation is what we want.
+        warnings.filterwarnings("ignore", message="Explicitly requested dtype (float64|int64)")
     return _pytensor_get_mode("CVM" if key == "C" else key)
+
+
+def place_on_device(shared_variables, name: str | None = None) -> None:
+    """In JAX mode, move the values of ``shared_variables`` into JAX's own buffers, once.
+
+    A shared variable holding a NumPy array is converted to a JAX array at
+    *every* call of a JAX-mode function: the whole training set copied (to the
+    GPU, on a GPU) for each minibatch.  This is the seed's advice about shared
+    variables on a GPU, made explicit.  In the C and Numba modes it does nothing.
+    """
+    key = normalise_mode(name) if name is not None else mode_name()
+    if key != "JAX":
+        return
+    import jax
+
+    for var in shared_variables:
+        var.container.storage[0] = jax.device_put(var.get_value(borrow=True))
 
 
 @dataclass(frozen=True)

@@ -63,42 +63,53 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
     """One minibatch SGD step of logistic regression, fed two ways; median seconds per pass over the batches.
 
     ``"shared"``: the data lives in shared variables and the function takes only
-    a minibatch *index* (``givens`` slices it), as the tutorials recommend.
+    a minibatch *index*; ``givens`` picks that minibatch out of the data, as the
+    tutorials recommend.  (The data is stored as ``(n_batches, batch, features)``
+    so that minibatch ``i`` is ``X3[i]``, a block of fixed size: the same rows as
+    the tutorials' slice ``X[i * batch : (i + 1) * batch]``, in a form JAX can compile.)
     ``"host"``: the function takes the minibatch arrays as inputs, copied in on
-    every call.  On a CPU both read the same memory; on a GPU (JAX mode) the
-    host version copies every batch to the device.
+    every call.  On a CPU both read the same memory; in JAX mode on a GPU the
+    host version copies every batch to the device, the shared one never does.
     """
     from dlt_lib.models import LogisticRegression
 
     pmode = backend.get_mode(mode)
     n_batches = n_batches or len(X) // batch_size
     floatX = pytensor.config.floatX
+    n_in, n_out = np.shape(X)[1], int(np.max(y)) + 1
     Xf = np.asarray(X[: n_batches * batch_size], dtype=floatX)
     yi = np.asarray(y[: n_batches * batch_size], dtype="int32")
 
-    def build():
-        model = LogisticRegression(Xf.shape[1], int(yi.max()) + 1)
-        labels = pt.ivector("y")
+    def step_for(model, labels):
         cost = model.negative_log_likelihood(labels)
-        return model, labels, cost, update_rules.sgd(cost, model.params, learning_rate=0.1)
+        return cost, update_rules.sgd(cost, model.params, learning_rate=0.1)
 
-    model, labels, cost, ups = build()
-    sX, sy = pytensor.shared(Xf, borrow=True), pytensor.shared(yi, borrow=True)
-    index = pt.lscalar("index")
-    batch = slice(index * batch_size, (index + 1) * batch_size)
-    from_shared = pytensor.function([index], cost, updates=ups, givens={model.input: sX[batch], labels: sy[batch]},
+    # From shared variables, by index.
+    X3 = pytensor.shared(Xf.reshape(n_batches, batch_size, n_in), shape=(n_batches, batch_size, n_in), borrow=True)
+    y3 = pytensor.shared(yi.reshape(n_batches, batch_size), shape=(n_batches, batch_size), borrow=True)
+    backend.place_on_device([X3, y3], mode)
+    model, labels, index = LogisticRegression(n_in, n_out), pt.ivector("y", shape=(batch_size,)), pt.lscalar("index")
+    cost, ups = step_for(model, labels)
+    from_shared = pytensor.function([index], cost, updates=ups, givens={model.input: X3[index], labels: y3[index]},
                                     mode=pmode)
-    model_h, labels_h, cost_h, ups_h = build()
-    from_host = pytensor.function([model_h.input, labels_h], cost_h, updates=ups_h, mode=pmode)
+
+    # From the host, one copy per call.
+    x_in = pt.matrix("x", shape=(batch_size, n_in))
+    model_h, labels_h = LogisticRegression(n_in, n_out, input=x_in), pt.ivector("y", shape=(batch_size,))
+    cost_h, ups_h = step_for(model_h, labels_h)
+    from_host = pytensor.function([x_in, labels_h], cost_h, updates=ups_h, mode=pmode)
     host_batches = [(Xf[i * batch_size:(i + 1) * batch_size], yi[i * batch_size:(i + 1) * batch_size])
                     for i in range(n_batches)]
 
+    # np.asarray on the last result waits for it: JAX returns before it has finished.
     def shared_pass():
         for i in range(n_batches):
-            from_shared(i)
+            out = from_shared(i)
+        np.asarray(out)
 
     def host_pass():
         for xb, yb in host_batches:
-            from_host(xb, yb)
+            out = from_host(xb, yb)
+        np.asarray(out)
 
     return median_times({"shared": shared_pass, "host": host_pass}, repeats=repeats)

@@ -177,8 +177,11 @@ def _as_minibatches(X, y, batch_size):
 
 
 def _whole_set(X, y, name):
-    sX = pytensor.shared(np.asarray(X, dtype=pytensor.config.floatX), name=f"{name}_X", borrow=True)
-    sy = pytensor.shared(np.asarray(y, dtype="int32"), name=f"{name}_y", borrow=True)
+    # Static shapes: JAX compiles for fixed sizes (and they cost the other modes nothing).
+    X = np.asarray(X, dtype=pytensor.config.floatX)
+    y = np.asarray(y, dtype="int32")
+    sX = pytensor.shared(X, name=f"{name}_X", shape=X.shape, borrow=True)
+    sy = pytensor.shared(y, name=f"{name}_y", shape=y.shape, borrow=True)
     return sX, sy
 
 
@@ -252,6 +255,7 @@ def compile_updates(model, X, y, *, batch_size, learning_rate, optimizer="sgd", 
     model.check_data(X, y)
     rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
     train_X, train_y, n_batches = _as_minibatches(X, y, batch_size)
+    backend.place_on_device([train_X, train_y], mode_name)
     labels = pt.ivector("y")
     cost = training_cost(model, labels, l1, l2)
     update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
@@ -363,6 +367,7 @@ def train(
     train_X, train_y, n_train_batches = _as_minibatches(Xtr, ytr, batch_size)
     valid_X, valid_y = _whole_set(Xva, yva, "valid")
     test_X, test_y = _whole_set(Xte, yte, "test")
+    backend.place_on_device([train_X, train_y, valid_X, valid_y, test_X, test_y], mode_name)
     y = pt.ivector("y")
     cost = training_cost(model, y, l1, l2)
     update_list = rule(cost, model.params, learning_rate=learning_rate, **(optimizer_kwargs or {}))

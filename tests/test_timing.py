@@ -37,7 +37,25 @@ def test_compile_updates_runs_the_trainers_epoch():
         training.compile_updates(LogisticRegression(6, 2), X, y, batch_size=0, learning_rate=0.5)
 
 
-def test_feeding_comparison_times_both_ways():
+@pytest.mark.parametrize("mode", ["C", "JAX"])
+def test_feeding_comparison_times_both_ways(mode):
     X, y = toy()
-    result = timing.feeding_comparison(X, y, batch_size=20, repeats=1)
+    result = timing.feeding_comparison(X, y, batch_size=20, repeats=1, mode=mode)
     assert set(result) == {"shared", "host"} and all(v > 0 for v in result.values())
+
+
+def test_jax_training_matches_c_and_keeps_the_data_on_the_device():
+    import jax
+
+    X, y = toy()
+    data = ((X, y), (X[:60], y[:60]), (X[60:120], y[60:120]))
+    runs = {}
+    for mode in ("C", "JAX"):
+        model = LogisticRegression(6, 2)
+        runs[mode] = (model, training.train(model, data, batch_size=20, n_epochs=3, mode=mode, progress=False))
+    np.testing.assert_allclose(runs["JAX"][1].train_costs, runs["C"][1].train_costs, rtol=1e-5)
+    np.testing.assert_allclose(runs["JAX"][0].W.get_value(), runs["C"][0].W.get_value(), rtol=1e-4, atol=1e-6)
+    runner = training.compile_updates(LogisticRegression(6, 2), X, y, batch_size=20, learning_rate=0.5, mode="JAX")
+    data_vars = [v for v in runner.fn.maker.fgraph.inputs if getattr(v, "name", "") in ("train_X", "train_y")]
+    storage = [runner.fn.input_storage[runner.fn.maker.fgraph.inputs.index(v)].storage[0] for v in data_vars]
+    assert storage and all(isinstance(value, jax.Array) for value in storage)
