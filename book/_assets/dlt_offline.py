@@ -40,7 +40,33 @@ def _blank_thebe_url(app, pagename, templatename, context, doctree):
 _DEFAULT_MODE = 'if (!document.documentElement.dataset.mode) { document.documentElement.dataset.mode = "light"; }'
 
 
+# The widget manager (@jupyter-widgets/html-manager) typesets widget labels with
+# MathJax 2's API, ``MathJax.Hub.Queue(["Typeset", MathJax.Hub, element])``; the
+# book serves MathJax 3, which has no ``Hub``, so every widget logged a console
+# error ("Cannot read properties of undefined (reading 'Queue')").  This shim
+# answers that call with MathJax 3's ``typesetPromise``.  MathJax (deferred) has
+# loaded by DOMContentLoaded; the widgets render later, on ``load``.
+_MATHJAX2_SHIM = """
+document.addEventListener("DOMContentLoaded", function () {
+  var mj = window.MathJax;
+  if (!mj || mj.Hub) { return; }
+  mj.Hub = {
+    Queue: function () {
+      for (var i = 0; i < arguments.length; i++) {
+        var job = arguments[i];
+        if (typeof job === "function") { job(); }
+        else if (Array.isArray(job) && job[0] === "Typeset" && window.MathJax.typesetPromise) {
+          window.MathJax.typesetPromise(job[2] ? [job[2]] : undefined).catch(function () {});
+        }
+      }
+    }
+  };
+});
+"""
+
+
 def setup(app):
     app.connect("html-page-context", _blank_thebe_url, priority=900)  # after the extensions that add scripts
     app.add_js_file(None, body=_DEFAULT_MODE, priority=1)
+    app.add_js_file(None, body=_MATHJAX2_SHIM, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
