@@ -264,21 +264,7 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
     is a tenfold larger step along consistent directions.
     Polyak (1964), "Some methods of speeding up the convergence of iteration methods".
     """
-    _check_learning_rate(learning_rate)
-    _check_range(
-        "momentum",
-        momentum,
-        "[0, 1)",
-        "It is the fraction of the previous step kept; use e.g. momentum=0.9 (0 is plain SGD).",
-    )
-    grads = get_or_compute_grads(loss_or_grads, params)
-    updates = []
-    for p, g in zip(params, grads):
-        lr, mu = _cast(learning_rate, p.dtype), _cast(momentum, p.dtype)
-        v = zeros_like_param(p, "velocity")
-        v_new = mu * v - lr * g
-        updates += [(v, v_new), (p, p + v_new)]
-    return updates
+    return _velocity_updates(loss_or_grads, params, learning_rate, momentum, lambda p, v_new, g, lr, mu: p + v_new)
 
 
 def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
@@ -293,6 +279,16 @@ def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Upd
     Sutskever, Martens, Dahl & Hinton (2013), "On the importance of
     initialization and momentum in deep learning", ICML; Nesterov (1983).
     """
+    return _velocity_updates(
+        loss_or_grads, params, learning_rate, momentum, lambda p, v_new, g, lr, mu: p + mu * v_new - lr * g
+    )
+
+
+def _velocity_updates(loss_or_grads, params, learning_rate, momentum, new_param) -> Updates:
+    """What both momentum rules share: a velocity per parameter, ``v <- mu * v - lr * g``.
+
+    ``new_param(p, v_new, g, lr, mu)`` is the one line in which they differ.
+    """
     _check_learning_rate(learning_rate)
     _check_range(
         "momentum",
@@ -306,7 +302,7 @@ def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Upd
         lr, mu = _cast(learning_rate, p.dtype), _cast(momentum, p.dtype)
         v = zeros_like_param(p, "velocity")
         v_new = mu * v - lr * g
-        updates += [(v, v_new), (p, p + mu * v_new - lr * g)]
+        updates += [(v, v_new), (p, new_param(p, v_new, g, lr, mu))]
     return updates
 
 
