@@ -594,13 +594,27 @@ def show_tiles(
     ax=None,
     title=None,
     cmap="gray",
+    labels=None,
+    row_labels=None,
 ):
     """Draw the rows of ``X`` as a grid of images (see :func:`tile_raster_images`).
 
     The gaps between images are drawn in the page's colour, so the images
-    stand apart whatever their own background.  Returns the Figure.
+    stand apart whatever their own background.  ``labels`` (one string per
+    image) are written under the images, ``row_labels`` (one per row of the
+    grid) to the left of the rows.  Returns the Figure.
     """
+    H, W = img_shape
+    if labels is not None:
+        labels = list(labels)
+        if len(labels) != len(X):
+            raise ValueError(f"Expected one label per image ({len(X)}); got {len(labels)}.")
+        tile_spacing = (max(tile_spacing[0], 12), tile_spacing[1])  # room for a line of text under each row
     mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
+    row_step, col_step = H + tile_spacing[0], W + tile_spacing[1]
+    n_rows, n_cols = (mosaic.shape[0] + tile_spacing[0]) // row_step, (mosaic.shape[1] + tile_spacing[1]) // col_step
+    if row_labels is not None and len(row_labels) != n_rows:
+        raise ValueError(f"Expected one row label per row of the grid ({n_rows}); got {len(row_labels)}.")
     # The same rounding as tile_raster_images, so the picture shows exactly its pixels.
     pixels = np.ma.masked_invalid(np.round(mosaic * 255))
     if ax is None:
@@ -610,6 +624,14 @@ def show_tiles(
     colormap = mpl.colormaps[cmap].with_extremes(bad=fig.get_facecolor()) if isinstance(cmap, str) else cmap
     ax.imshow(pixels, cmap=colormap, vmin=0, vmax=255, interpolation="nearest")
     ax.set_axis_off()
+    if labels is not None:
+        for k, text in enumerate(labels[: n_rows * n_cols]):
+            row, col = divmod(k, n_cols)
+            ax.text(col * col_step + W / 2, row * row_step + H + 1, text, ha="center", va="top", fontsize=7.5)
+        ax.set_ylim(n_rows * row_step, -1)  # keep the last row's labels inside the picture
+    if row_labels is not None:
+        for row, text in enumerate(row_labels):
+            ax.text(-4, row * row_step + H / 2, text, ha="right", va="center")
     if title:
         ax.set_title(title)
     return fig

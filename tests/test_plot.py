@@ -455,3 +455,17 @@ def test_save_figure_failure_keeps_the_old_file(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["tiles.png"]
     with pytest.raises(ValueError, match="PNG"):
         plot.save_figure(fig, tmp_path / "tiles.pdf")
+
+
+def test_show_tiles_writes_labels_under_images_and_beside_rows():
+    X = np.random.default_rng(0).random((6, 784))
+    fig = plot.show_tiles(X, tile_shape=(2, 3), labels=list("abcdef"), row_labels=["first", "second"])
+    texts = {t.get_text(): t.get_position() for t in fig.axes[0].texts}
+    assert set("abcdef") <= set(texts) and {"first", "second"} <= set(texts)
+    # label k sits under image k: columns 28 + 1 px apart, rows 28 + 12 px apart (room for the text)
+    assert texts["e"] == pytest.approx((1 * 29 + 14, 1 * 40 + 29))
+    assert texts["second"][1] == pytest.approx(1 * 40 + 14) and texts["second"][0] < 0
+    with pytest.raises(ValueError, match="one label per image"):
+        plot.show_tiles(X, labels=["a"])
+    with pytest.raises(ValueError, match="one row label per row"):
+        plot.show_tiles(X, tile_shape=(2, 3), row_labels=["only one"])
