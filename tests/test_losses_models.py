@@ -153,3 +153,10 @@ def test_constructor_and_parameter_errors():
         model.set_param_values({"W": np.zeros((3, 4), "float32"), "b": np.zeros(3, "float32")})
     with pytest.raises(ValueError, match="missing"):
         model.set_param_values({"W": np.zeros((4, 3), "float32")})
+
+
+def test_picking_log_probabilities_ignores_minus_infinity_elsewhere():
+    # A probability of exactly 0 for a wrong class (log = -inf) must not turn the picked value into NaN.
+    log_p = np.array([[0.0, -np.inf, -np.inf], [-np.inf, np.log(0.5), np.log(0.5)]])
+    got = losses.log_probabilities_of_labels(p_var, y_var).eval({p_var: log_p, y_var: np.array([0, 2], "int32")})
+    np.testing.assert_allclose(got, [0.0, np.log(0.5)])
