@@ -196,10 +196,17 @@ def training_cost(model, y, l1=0.0, l2=0.0):
 
 
 class UpdateRunner:
-    """Runs ``n`` consecutive minibatch updates starting at minibatch ``start``: ``runner(start, n)``."""
+    """Runs ``n`` consecutive minibatch updates starting at minibatch ``start``: ``runner(start, n)``.
 
-    def __init__(self, model, cost, y, update_list, train_X, train_y, mode_name, use_scan):
+    Keeps what it was built from: ``cost``, the label variable ``y``, the
+    ``update_list`` (whose extra shared variables are the optimizer's state)
+    and ``n_batches``, the number of minibatches in an epoch.
+    """
+
+    def __init__(self, model, cost, y, update_list, train_X, train_y, mode_name, use_scan, n_batches=0):
         mode = backend.get_mode(mode_name)
+        self.cost, self.y, self.update_list = cost, y, update_list
+        self.n_batches = n_batches
         self.use_scan = use_scan
         if use_scan:
             # The loop body is the one-minibatch update with every shared
@@ -231,8 +238,6 @@ class UpdateRunner:
         # per-call input checks (a large part of the cost of a tiny call).
         self.fn.trust_input = True
 
-    n_batches: int = 0
-
     def epoch(self) -> np.ndarray:
         """One pass over every minibatch; returns the training cost of each update."""
         return self(0, self.n_batches)
@@ -259,10 +264,9 @@ def compile_updates(model, X, y, *, batch_size, learning_rate, optimizer="sgd", 
     labels = pt.ivector("y")
     cost = training_cost(model, labels, l1, l2)
     update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
-    runner = UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name,
-                          mode_name != "JAX" if use_scan is None else use_scan)
-    runner.n_batches = n_batches
-    return runner
+    if use_scan is None:
+        use_scan = mode_name != "JAX"
+    return UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name, use_scan, n_batches)
 
 
 def _check_hyperparameters(learning_rate, batch_size, n_train, n_epochs, l1, l2):
@@ -359,20 +363,17 @@ def train(
     for X, y in ((Xtr, ytr), (Xva, yva), (Xte, yte)):
         model.check_data(X, y)
     rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-    if use_scan is None:
-        use_scan = mode_name != "JAX"
 
     # -- compile --------------------------------------------------------------
     t0 = time.perf_counter()
-    train_X, train_y, n_train_batches = _as_minibatches(Xtr, ytr, batch_size)
+    run_updates = compile_updates(
+        model, Xtr, ytr, batch_size=batch_size, learning_rate=learning_rate, optimizer=rule, l1=l1, l2=l2,
+        mode=mode_name, use_scan=use_scan, **(optimizer_kwargs or {}),
+    )
+    y, update_list, n_train_batches = run_updates.y, run_updates.update_list, run_updates.n_batches
     valid_X, valid_y = _whole_set(Xva, yva, "valid")
     test_X, test_y = _whole_set(Xte, yte, "test")
-    backend.place_on_device([train_X, train_y, valid_X, valid_y, test_X, test_y], mode_name)
-    y = pt.ivector("y")
-    cost = training_cost(model, y, l1, l2)
-    update_list = rule(cost, model.params, learning_rate=learning_rate, **(optimizer_kwargs or {}))
-    run_updates = UpdateRunner(model, cost, y, update_list, train_X, train_y, mode_name, use_scan)
-    run_updates.n_batches = n_train_batches
+    backend.place_on_device([valid_X, valid_y, test_X, test_y], mode_name)
     pmode = backend.get_mode(mode_name)
     validate = pytensor.function(
         [], [model.errors(y), model.negative_log_likelihood(y)], givens={model.input: valid_X, y: valid_y}, mode=pmode
