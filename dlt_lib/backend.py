@@ -75,9 +75,11 @@ import pytensor  # noqa: E402  (must come after the environment is set)
 from pytensor.compile.mode import Mode  # noqa: E402
 from pytensor.compile.mode import get_mode as _pytensor_get_mode  # noqa: E402
 
+# When PyTensor was imported before dlt_lib, the flags above came too late: set the values directly
+# (unless the user chose them).
 if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTENSOR_FLAGS", ""):
     pytensor.config.floatX = "float32"
-if not pytensor.config.blas__ldflags and find_blas_ldflags():
+if not pytensor.config.blas__ldflags:
     pytensor.config.blas__ldflags = find_blas_ldflags()
 
 _current_mode = None
