@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DEST = ROOT / "book" / "_web_assets"
 
 # npm spec -> what to keep: (path or glob inside the tarball's "package/", path under dest).
-# dest/static/ becomes the book's _static/ (html_static_path); dest/root/ is
+# The "static" folder under dest becomes the book's _static/ (html_static_path); the "root" folder is
 # copied to the top of the HTML (html_extra_path).
 PACKAGES: dict[str, list[tuple[str, str]]] = {
     "mathjax@3": [
