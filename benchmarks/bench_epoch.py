@@ -7,8 +7,8 @@ of SGD on logistic regression at batch sizes 20, 100 and 600, and on the
 
 - ``dlt_lib``'s trainer, through ``dlt_lib.training.compile_updates`` (the
   updates ``train`` compiles), one call ``runner.epoch()`` = ``runner(0, n_batches)``
-  per epoch, in each mode: the default path (a scanned chunk in C and NUMBA, the
-  per-minibatch step in JAX) and the per-minibatch step (``use_scan=False``);
+  per epoch, in each mode: the default path (the per-minibatch step in C and JAX,
+  a scanned chunk in NUMBA) and, in C and NUMBA, the other one;
 - a hand-written NumPy loop (the reference every ratio is paired against);
 - PyTorch on the CPU with manual gradients (optional: skipped without torch);
 - a JAX epoch written as one jit-compiled ``lax.scan`` with the data put on the
@@ -22,7 +22,8 @@ interleaved (the order rotated each repeat), each from the initial parameters,
 and the median is reported.  An implementation whose warm-up epoch is more than
 20 times NumPy's and 10 s is not run again (its warm-up is its one timing).
 Compile time (cold and cached) is measured in fresh subprocesses.
-``--proposed`` adds rows for the changes proposed in benchmarks/README.md.
+``--stock`` adds a row for mode C's default path compiled with PyTensor's own
+``CVM`` mode, without the three changes ``dlt_lib.backend.get_mode`` makes.
 
 Run from the repository root::
 
@@ -62,10 +63,6 @@ import dlt_lib  # noqa: E402  (configures PyTensor, float32 and the BLAS for mod
 # JAX mode casts one index to float64, which JAX (float32 by default) truncates, with a warning each compile.
 warnings.filterwarnings("ignore", message="Explicitly requested dtype float64")
 
-import pytensor.tensor as pt  # noqa: E402  (after dlt_lib, which configures PyTensor)
-from pytensor.graph.rewriting.basic import in2out, node_rewriter  # noqa: E402
-from pytensor.scalar.basic import Tanh  # noqa: E402
-from pytensor.tensor.elemwise import Elemwise  # noqa: E402
 
 N_IN, N_HIDDEN, N_OUT = 784, 500, 10
 LEARNING_RATE = {"logreg": 0.13, "mlp": 0.01}  # the tutorials' rates (logistic_sgd.py, mlp.py)
@@ -149,16 +146,14 @@ PARAM_NAMES = {"logreg": ("W", "b"), "mlp": ("hidden_W", "hidden_b", "output_W",
 class DltTrainer:
     """The trainer's own compiled objects, built as ``dlt_lib.training.train`` builds them.
 
-    ``proposed="c"`` (``--proposed``) applies, from outside, the changes to mode C
-    that benchmarks/README.md proposes, so that they are measured in the same run:
-    P2 (float32 tanh computed as 2 sigmoid(2x) - 1) and P3 (mode C runs the
-    per-minibatch step, whose updates are in place, instead of the scanned chunk).
+    ``stock=True`` (``--stock``) compiles mode C with PyTensor's own ``CVM`` mode
+    instead of ``dlt_lib.backend.get_mode("C")``, to measure what its changes bring.
     """
 
-    def __init__(self, model, X, y, batch_size, mode, use_scan, init, proposed=None):
+    def __init__(self, model, X, y, batch_size, mode, use_scan, init, stock=False):
         import pytensor
 
-        from dlt_lib import backend, models, training, updates
+        from dlt_lib import backend, models, training
 
         self.model = (
             models.LogisticRegression(N_IN, N_OUT)
@@ -167,29 +162,16 @@ class DltTrainer:
         )
         lr = LEARNING_RATE[model]
         t0 = time.perf_counter()
-        if proposed != "c":
+        dlt_get_mode = backend.get_mode
+        if stock:
+            backend.get_mode = lambda name=None: pytensor.compile.mode.get_mode("CVM")
+        try:
             # The trainer's public way to compile exactly the updates train() runs.
             self.runner = training.compile_updates(
                 self.model, X, y, batch_size=batch_size, learning_rate=lr, mode=mode, use_scan=use_scan
             )
-        else:
-            # What compile_updates does, with P3 (mode C runs the per-minibatch step, whose updates are
-            # in place) and P2 (the C mode with the float32 tanh rewrite) in the step function.
-            train_X, train_y, n_batches = training._as_minibatches(X, y, batch_size)
-            yvar = pt.ivector("y")
-            cost = training.training_cost(self.model, yvar)
-            update_list = updates.sgd(cost, self.model.params, learning_rate=lr)
-            self.runner = training.UpdateRunner(
-                self.model, cost, yvar, update_list, train_X, train_y, "C", False
-            )
-            self.runner.n_batches = n_batches
-            index = pt.lscalar("index")
-            givens = {self.model.input: train_X[index], yvar: train_y[index]}
-            fast_mode = backend.get_mode("C").register((in2out(_tanh_via_sigmoid), 48.5))
-            self.runner.fn = pytensor.function(
-                [index], cost, updates=update_list, givens=givens, mode=fast_mode
-            )
-            self.runner.fn.trust_input = True
+        finally:
+            backend.get_mode = dlt_get_mode
         self.compile_s = time.perf_counter() - t0
         self.init = init
 
@@ -201,15 +183,6 @@ class DltTrainer:
 
     def params(self):
         return [np.asarray(p.get_value()) for p in self.model.params]
-
-
-@node_rewriter([Elemwise])
-def _tanh_via_sigmoid(fgraph, node):
-    """P2: float32 ``tanh(x)`` -> ``2 sigmoid(2x) - 1`` (C's scalar tanh is ~20x slower than NumPy's)."""
-    if isinstance(node.op.scalar_op, Tanh) and node.outputs[0].dtype == "float32":
-        two = np.float32(2)
-        return [two * pt.sigmoid(two * node.inputs[0]) - np.float32(1)]
-    return None
 
 
 class NumpyLoop:
@@ -368,17 +341,18 @@ class JaxScan:
         return [np.asarray(a) for a in self.p]
 
 
-def dlt_variants(modes, proposed=False):
-    """(label, mode, use_scan, proposed) for each dlt_lib path to time."""
+def dlt_variants(modes, stock=False):
+    """(label, mode, use_scan, stock) for each dlt_lib path to time; the default path first."""
+    from dlt_lib.training import scans_by_default
+
     out = []
     for mode in modes:
-        if mode == "JAX":
-            out.append(("dlt JAX step (default)", "JAX", False, None))
-        else:
-            out.append((f"dlt {mode} scan (default)", mode, True, None))
-            out.append((f"dlt {mode} step", mode, False, None))
-            if proposed and mode == "C":
-                out.append(("dlt C proposed P2+P3*", "C", False, "c"))
+        default = scans_by_default(mode)
+        out.append((f"dlt {mode} {'scan' if default else 'step'} (default)", mode, default, False))
+        if mode != "JAX":  # JAX mode cannot scan a chunk of dynamic length
+            out.append((f"dlt {mode} {'step' if default else 'scan'}", mode, not default, False))
+        if stock and mode == "C":
+            out.append(("dlt C step, stock CVM", "C", default, True))
     return out
 
 
@@ -397,7 +371,7 @@ def _timed_epoch(impl):
         gc.enable()
 
 
-def run_config(model, batch_size, X, y, modes, repeats, log, proposed=False):
+def run_config(model, batch_size, X, y, modes, repeats, log, stock=False):
     n_batches = len(X) // batch_size
     n_used = n_batches * batch_size
     X3 = X[:n_used].reshape(n_batches, batch_size, N_IN)
@@ -409,11 +383,11 @@ def run_config(model, batch_size, X, y, modes, repeats, log, proposed=False):
 
     impls, skipped = [], []
     builders = [(NumpyLoop.name, lambda: NumpyLoop(model, X3, y3, init))]
-    for label, mode, use_scan, prop in dlt_variants(modes, proposed):
+    for label, mode, use_scan, stock_mode in dlt_variants(modes, stock):
         builders.append(
             (
                 label,
-                lambda m=mode, s=use_scan, p=prop: DltTrainer(model, X, y, batch_size, m, s, init, p),
+                lambda m=mode, s=use_scan, st=stock_mode: DltTrainer(model, X, y, batch_size, m, s, init, st),
             )
         )
     if torch is None:
@@ -523,17 +497,14 @@ def format_config(cfg):
 
 
 def target_check(configs):
-    """The project's target: the default path (C, scanned) beats NumPy and PyTorch everywhere
+    """The project's target: the default path (mode C) beats NumPy and PyTorch everywhere
     and is at least as fast as the JAX lax.scan epoch at batch 20 (paired ratios of epoch times)."""
     lines = []
     for cfg in configs:
         by = {r["name"]: r for r in cfg["results"] if "median_s" in r}
         label = f"{cfg['model']} bs {cfg['batch_size']}"
         others = [NumpyLoop.name, TorchLoop.name] + ([JaxScan.name] if cfg["batch_size"] == 20 else [])
-        for ours_name, short in (
-            ("dlt C scan (default)", "C scan"),
-            ("dlt C proposed P2+P3*", "C proposed*"),
-        ):
+        for ours_name, short in (("dlt C step (default)", "C default"),):
             ours = by.get(ours_name)
             if ours is None:
                 continue
@@ -662,9 +633,9 @@ def main(argv=None):
     parser.add_argument("--only", choices=("logreg", "mlp"), help="only this model")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
-        "--proposed",
+        "--stock",
         action="store_true",
-        help="also time the changes proposed in benchmarks/README.md (rows marked *)",
+        help="also time mode C's default path compiled with PyTensor's own CVM mode (without dlt_lib's changes)",
     )
     parser.add_argument(
         "--compile-times",
@@ -708,7 +679,7 @@ def main(argv=None):
     for model, bs in CONFIGS:
         if args.only and model != args.only:
             continue
-        configs.append(run_config(model, bs, X, y, modes, repeats, log, args.proposed))
+        configs.append(run_config(model, bs, X, y, modes, repeats, log, args.stock))
 
     ct = {}
     if want_compile:
@@ -720,9 +691,8 @@ def main(argv=None):
         f"RESULTS: one epoch, median of {repeats} interleaved repeats; '/ NumPy' = paired ratio of epoch times"
     )
     log("(< 1 is faster than NumPy); max|dp| = max abs difference from NumPy's parameters after one epoch.")
-    if args.proposed:
-        log("* proposed changes to mode C, applied from outside (see benchmarks/README.md): tanh computed")
-        log("  as 2 sigmoid(2x) - 1 (P2) and the per-minibatch step instead of the scanned chunk (P3).")
+    log("Mode C = dlt_lib.backend.get_mode('C'): PyTensor's CVM with allow_gc=False, float32 tanh via")
+    log("the sigmoid and no log-sum-exp stabilisation rewrite (dlt_lib's log-softmax is already stable).")
     log("=" * 100)
     for cfg in configs:
         log("\n" + format_config(cfg))
@@ -731,7 +701,7 @@ def main(argv=None):
     check = target_check(configs)
     if check:
         log(
-            "\nTarget: the default path (dlt C scan) faster than NumPy and PyTorch everywhere and at least as"
+            "\nTarget: the default path (dlt C step) faster than NumPy and PyTorch everywhere and at least as"
             "\nfast as the JAX lax.scan epoch at batch 20 (paired ratio of epoch times, < 1 = faster;"
             f"\nwithin {TIE:.0%} of 1 = a tie)"
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 
 from dlt_lib import backend as _backend  # noqa: F401  (sets floatX=float32 before we build anything)
 from dlt_lib import losses
@@ -53,7 +54,10 @@ def log_softmax(logits):
     ``softmax(z)`` then ``log`` would round tiny probabilities to 0 and give
     ``-inf``; subtracting the row maximum first keeps every ``exp`` <= 1.
     """
-    shifted = logits - pt.max(logits, axis=1, keepdims=True)
+    # The shift changes no result (log-softmax is the same for z and z - c),
+    # so its gradient is zero; zero_grad says so and spares the gradient graph
+    # the work of differentiating the max (jax.nn.log_softmax does the same).
+    shifted = logits - zero_grad(pt.max(logits, axis=1, keepdims=True))
     return shifted - pt.log(pt.sum(pt.exp(shifted), axis=1, keepdims=True))
 
 
@@ -78,7 +82,9 @@ class _Classifier:
     def errors(self, y):
         """Fraction of examples whose predicted class differs from ``y`` (the 0-1 loss rate)."""
         if y.ndim != self.y_pred.ndim:
-            raise TypeError(f"y should have the same shape as self.y_pred: got y {y.type}, y_pred {self.y_pred.type}.")
+            raise TypeError(
+                f"y should have the same shape as self.y_pred: got y {y.type}, y_pred {self.y_pred.type}."
+            )
         return losses.zero_one_rate(self.p_y_given_x, y)
 
     # -- convenience for NumPy arrays (notebooks, evaluation) ------------------
@@ -93,7 +99,9 @@ class _Classifier:
         if y is not None:
             y = np.asarray(y)
             if y.shape != (X.shape[0],):
-                raise ValueError(f"Expected one label per example, shape ({X.shape[0]},); got labels of shape {y.shape}.")
+                raise ValueError(
+                    f"Expected one label per example, shape ({X.shape[0]},); got labels of shape {y.shape}."
+                )
             if not np.issubdtype(y.dtype, np.integer):
                 raise ValueError(f"Labels must be integers in 0..{self.n_out - 1}; got dtype {y.dtype}.")
             if y.size and (y.min() < 0 or y.max() >= self.n_out):
@@ -149,7 +157,9 @@ class _Classifier:
                     f"the value given has shape {value.shape}. Was it saved from a model of another size?"
                 )
             if value.dtype != current.dtype:
-                raise ValueError(f"Parameter {name!r} has dtype {current.dtype}; the value given has {value.dtype}.")
+                raise ValueError(
+                    f"Parameter {name!r} has dtype {current.dtype}; the value given has {value.dtype}."
+                )
         for name, param in expected.items():
             param.set_value(np.array(values[name], copy=True))
 
@@ -178,7 +188,9 @@ class LogisticRegression(_Classifier):
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_out = _check_positive_int("n_out", n_out)
         self.input = _make_input(input, self.n_in)
-        self.W = pytensor.shared(_floatX(np.zeros((self.n_in, self.n_out))), name="W", shape=(self.n_in, self.n_out))
+        self.W = pytensor.shared(
+            _floatX(np.zeros((self.n_in, self.n_out))), name="W", shape=(self.n_in, self.n_out)
+        )
         self.b = pytensor.shared(_floatX(np.zeros(self.n_out)), name="b", shape=(self.n_out,))
         self.params = [self.W, self.b]
         self._set_output(pt.dot(self.input, self.W) + self.b)
@@ -217,7 +229,9 @@ class HiddenLayer:
         self.n_out = _check_positive_int("n_out", n_out)
         self.input = _make_input(input, self.n_in)
         self.activation = activation
-        self.W = pytensor.shared(glorot_uniform(rng, n_in, n_out, activation), name=f"{name}_W", shape=(n_in, n_out))
+        self.W = pytensor.shared(
+            glorot_uniform(rng, n_in, n_out, activation), name=f"{name}_W", shape=(n_in, n_out)
+        )
         self.b = pytensor.shared(_floatX(np.zeros(n_out)), name=f"{name}_b", shape=(n_out,))
         self.params = [self.W, self.b]
         self.output = _ACTIVATIONS[activation](pt.dot(self.input, self.W) + self.b)
@@ -230,7 +244,9 @@ class MLP(_Classifier):
     drawn from a seeded generator, so the same ``seed`` gives the same model.
     """
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, input=None, seed: int = 1234, activation: str = "tanh"):
+    def __init__(
+        self, n_in: int, n_hidden: int, n_out: int, input=None, seed: int = 1234, activation: str = "tanh"
+    ):
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_hidden = _check_positive_int("n_hidden", n_hidden)
         self.n_out = _check_positive_int("n_out", n_out)

@@ -12,13 +12,16 @@ once, in two parts you can read separately:
     best parameters, measures the test error at each new best, and returns a
     :class:`History` for plotting.
 
-Speed note (why the loop runs in chunks).  In the C and Numba modes one
-compiled call runs a whole *chunk* of minibatch updates (a ``pytensor.scan``
-over minibatch indices) between two validations.  At batch size 20 an epoch is
-2,500 updates, and calling a compiled function 2,500 times from Python costs
-more than the arithmetic; one call per chunk removes that overhead.  The
-updates done are exactly those of one call per minibatch.  JAX mode needs
-static loop lengths, so there the loop calls a one-minibatch step instead.
+Speed note (how the updates are run).  At batch size 20 an epoch is 2,500
+updates of a few microseconds each, so the cost of *calling* the compiled step
+matters as much as the arithmetic.  In C mode a Python loop calls the
+one-minibatch step with ``trust_input`` (about a microsecond per call); this
+measured faster than running the updates inside a ``pytensor.scan``, whose
+own per-iteration bookkeeping costs more.  A call of a Numba-compiled
+function costs far more, so in Numba mode one compiled call runs a whole
+*chunk* of updates (a ``pytensor.scan`` over minibatch indices) between two
+validations.  JAX mode needs static loop lengths, so it calls the step too.
+The updates done are the same in every case (``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -139,7 +142,9 @@ class History:
         return self.best.test_error if self.best else math.nan
 
     def column(self, name: str) -> np.ndarray:
-        return np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in self.records], dtype=float)
+        return np.array(
+            [np.nan if getattr(r, name) is None else getattr(r, name) for r in self.records], dtype=float
+        )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -169,7 +174,9 @@ def _as_minibatches(X, y, batch_size):
     """
     n_batches = len(X) // batch_size
     floatX = pytensor.config.floatX
-    X3 = np.ascontiguousarray(np.asarray(X[: n_batches * batch_size], dtype=floatX).reshape(n_batches, batch_size, -1))
+    X3 = np.ascontiguousarray(
+        np.asarray(X[: n_batches * batch_size], dtype=floatX).reshape(n_batches, batch_size, -1)
+    )
     y3 = np.asarray(y[: n_batches * batch_size], dtype="int32").reshape(n_batches, batch_size)
     sX = pytensor.shared(X3, name="train_X", shape=X3.shape, borrow=True)
     sy = pytensor.shared(y3, name="train_y", shape=y3.shape, borrow=True)
@@ -224,6 +231,7 @@ class UpdateRunner:
                 sequences=[pt.arange(start, start + n_steps)],
                 outputs_info=[None, *shared],
                 return_updates=False,
+                mode=mode,  # the loop body too, or it would be compiled in PyTensor's default mode
             )
             final_values = [out[-1] for out in outputs[1:]]
             self.fn = pytensor.function(
@@ -232,11 +240,19 @@ class UpdateRunner:
         else:
             index = pt.lscalar("index")
             self.fn = pytensor.function(
-                [index], cost, updates=update_list, givens={model.input: train_X[index], y: train_y[index]}, mode=mode
+                [index],
+                cost,
+                updates=update_list,
+                givens={model.input: train_X[index], y: train_y[index]},
+                mode=mode,
             )
-        # The inputs are always int64 scalars we make ourselves: skip the
-        # per-call input checks (a large part of the cost of a tiny call).
+        # The inputs are always int64 scalars we make ourselves (once, here):
+        # skip the per-call input checks (a large part of the cost of a tiny call).
         self.fn.trust_input = True
+        self._index = [np.asarray(i, dtype="int64") for i in range(n_batches)]
+
+    def _index_array(self, i):
+        return self._index[i] if i < len(self._index) else np.asarray(i, dtype="int64")
 
     def epoch(self) -> np.ndarray:
         """One pass over every minibatch; returns the training cost of each update."""
@@ -244,12 +260,30 @@ class UpdateRunner:
 
     def __call__(self, start: int, n: int) -> np.ndarray:
         if self.use_scan:
-            return np.asarray(self.fn(np.asarray(start, dtype="int64"), np.asarray(n, dtype="int64")))
-        return np.array([self.fn(np.asarray(i, dtype="int64")) for i in range(start, start + n)])
+            return np.asarray(self.fn(self._index_array(start), np.asarray(n, dtype="int64")))
+        step, index = self.fn, self._index_array
+        return np.array([step(index(i)) for i in range(start, start + n)])
 
 
-def compile_updates(model, X, y, *, batch_size, learning_rate, optimizer="sgd", l1=0.0, l2=0.0, mode=None,
-                    use_scan=None, **optimizer_kwargs) -> UpdateRunner:
+def scans_by_default(mode_name: str) -> bool:
+    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above)."""
+    return backend.normalise_mode(mode_name) == "NUMBA"
+
+
+def compile_updates(
+    model,
+    X,
+    y,
+    *,
+    batch_size,
+    learning_rate,
+    optimizer="sgd",
+    l1=0.0,
+    l2=0.0,
+    mode=None,
+    use_scan=None,
+    **optimizer_kwargs,
+) -> UpdateRunner:
     """Compile the trainer's minibatch updates on ``(X, y)`` without the early-stopping loop.
 
     For timing and experiments: ``runner.epoch()`` runs one epoch of updates
@@ -265,12 +299,16 @@ def compile_updates(model, X, y, *, batch_size, learning_rate, optimizer="sgd", 
     cost = training_cost(model, labels, l1, l2)
     update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
     if use_scan is None:
-        use_scan = mode_name != "JAX"
+        use_scan = scans_by_default(mode_name)
     return UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name, use_scan, n_batches)
 
 
 def _check_hyperparameters(learning_rate, batch_size, n_train, n_epochs, l1, l2):
-    if not (isinstance(learning_rate, (int, float, np.floating)) and learning_rate > 0 and math.isfinite(learning_rate)):
+    if not (
+        isinstance(learning_rate, (int, float, np.floating))
+        and learning_rate > 0
+        and math.isfinite(learning_rate)
+    ):
         raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
@@ -347,7 +385,8 @@ def train(
     checkpoint_metadata : dict, optional
         Extra JSON-able facts stored in each checkpoint (dataset name, settings).
     use_scan : bool, optional
-        Run chunks of updates in one compiled ``scan`` (default in C and NUMBA modes).
+        Run chunks of updates in one compiled ``scan`` (the default in NUMBA mode
+        only; see the speed note at the top of this module).
 
     Returns
     -------
@@ -367,8 +406,17 @@ def train(
     # -- compile --------------------------------------------------------------
     t0 = time.perf_counter()
     run_updates = compile_updates(
-        model, Xtr, ytr, batch_size=batch_size, learning_rate=learning_rate, optimizer=rule, l1=l1, l2=l2,
-        mode=mode_name, use_scan=use_scan, **(optimizer_kwargs or {}),
+        model,
+        Xtr,
+        ytr,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=rule,
+        l1=l1,
+        l2=l2,
+        mode=mode_name,
+        use_scan=use_scan,
+        **(optimizer_kwargs or {}),
     )
     y, update_list, n_train_batches = run_updates.y, run_updates.update_list, run_updates.n_batches
     valid_X, valid_y = _whole_set(Xva, yva, "valid")
@@ -376,7 +424,10 @@ def train(
     backend.place_on_device([valid_X, valid_y, test_X, test_y], mode_name)
     pmode = backend.get_mode(mode_name)
     validate = pytensor.function(
-        [], [model.errors(y), model.negative_log_likelihood(y)], givens={model.input: valid_X, y: valid_y}, mode=pmode
+        [],
+        [model.errors(y), model.negative_log_likelihood(y)],
+        givens={model.input: valid_X, y: valid_y},
+        mode=pmode,
     )
     test = pytensor.function([], model.errors(y), givens={model.input: test_X, y: test_y}, mode=pmode)
     state_vars = [var for var, _ in update_list if not any(var is p for p in model.params)]
@@ -404,7 +455,9 @@ def train(
         while iteration < n_epochs * n_train_batches:
             epoch, minibatch = divmod(iteration, n_train_batches)
             next_validation = (iteration // frequency + 1) * frequency - 1
-            last = min((epoch + 1) * n_train_batches - 1, next_validation, max(iteration, stopper.stop_iteration()))
+            last = min(
+                (epoch + 1) * n_train_batches - 1, next_validation, max(iteration, stopper.stop_iteration())
+            )
             costs = run_updates(minibatch, last - iteration + 1)
             bad = np.flatnonzero(~np.isfinite(costs))
             if bad.size:
@@ -444,8 +497,16 @@ def train(
                 if checkpoint_path is not None:
                     history.stopped_at, history.seconds = done, time.perf_counter() - start
                     if is_best:
-                        ckpt.save(checkpoint_path, model, history=history, params=best_params, extra=checkpoint_metadata)
-                    ckpt.save_training_state(checkpoint_path, model, state_vars, stopper, history, iteration, best_params)
+                        ckpt.save(
+                            checkpoint_path,
+                            model,
+                            history=history,
+                            params=best_params,
+                            extra=checkpoint_metadata,
+                        )
+                    ckpt.save_training_state(
+                        checkpoint_path, model, state_vars, stopper, history, iteration, best_params
+                    )
             history.stopped_at = done
             if stopper.should_stop(done):
                 history.stop_reason = f"patience ran out (patience {stopper.patience:g} <= iteration {done})"

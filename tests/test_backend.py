@@ -82,6 +82,44 @@ def test_get_mode_returns_the_matching_pytensor_mode(restore_mode):
     assert isinstance(backend.get_mode().linker, NumbaLinker)
 
 
+def test_mode_C_keeps_intermediates_and_skips_the_log_sum_exp_rewrite():
+    c_mode = backend.get_mode("C")
+    assert c_mode.linker.allow_gc is False
+    x = pt.matrix("x")
+    f = pytensor.function([x], pt.log(pt.sum(pt.exp(x), axis=1)), mode=c_mode)
+    maxima = [n for n in f.maker.fgraph.apply_nodes if "Max" in str(n.op)]
+    assert maxima == []  # computed as written: dlt_lib's log-softmax subtracts the max itself
+    g = pytensor.function([x], pt.log(pt.sum(pt.exp(x), axis=1)), mode=backend.get_mode("NUMBA"))
+    assert any("Max" in str(n.op) for n in g.maker.fgraph.apply_nodes)  # PyTensor's own modes keep it
+
+
+def _scalar_ops(fn):
+    from pytensor.scalar.basic import Composite
+
+    names = set()
+    for node in fn.maker.fgraph.apply_nodes:
+        scalar_op = getattr(node.op, "scalar_op", None)
+        if isinstance(scalar_op, Composite):
+            names |= {type(n.op).__name__ for n in scalar_op.fgraph.apply_nodes}
+        elif scalar_op is not None:
+            names.add(type(scalar_op).__name__)
+    return names
+
+
+def test_mode_C_computes_float32_tanh_through_the_sigmoid():
+    x = np.linspace(-12, 12, 200_001).astype("float32")
+    xv = pt.vector("x")
+    f = pytensor.function([xv], pt.tanh(xv), mode=backend.get_mode("C"))
+    assert "Tanh" not in _scalar_ops(f) and "Sigmoid" in _scalar_ops(f)
+    np.testing.assert_allclose(f(x), np.tanh(x), rtol=0, atol=2.5e-7)
+    assert f(np.array([np.inf, -np.inf, np.nan], "float32")).tolist()[:2] == [1.0, -1.0]
+    assert np.isnan(f(np.array([np.nan], "float32"))[0])
+    # float64 keeps the C library's tanh: the rewrite is a float32 speed trick only
+    d = pt.dvector("d")
+    g = pytensor.function([d], pt.tanh(d), mode=backend.get_mode("C"))
+    assert "Tanh" in _scalar_ops(g)
+
+
 def test_jax_mode(restore_mode):
     pytest.importorskip("jax")
     assert backend.set_mode("jax") == "JAX"

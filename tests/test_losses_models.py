@@ -96,6 +96,39 @@ def test_nll_is_finite_for_extreme_logits():
     assert np.isfinite(value) and value == pytest.approx(400.0, rel=1e-4)
 
 
+def _log_softmax_reference(z):
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("mode", ["C", "NUMBA", "JAX"])
+def test_log_softmax_and_its_gradient_are_stable_in_every_mode(mode):
+    # Mode C turns PyTensor's log-sum-exp stabilising rewrite off (dlt_lib.backend),
+    # and the max is under zero_grad: the model's log-softmax must still neither
+    # overflow (exp(1000)) nor underflow to -inf/NaN, forward or backward.
+    if mode == "JAX":
+        pytest.importorskip("jax")
+    from dlt_lib import backend
+    from dlt_lib.models import log_softmax
+
+    z = pt.matrix("z")
+    y = pt.ivector("y")
+    log_p = log_softmax(z)
+    cost = losses.negative_log_likelihood(None, y, log_p_y_given_x=log_p)
+    f = pytensor.function([z, y], [log_p, cost, pytensor.grad(cost, z)], mode=backend.get_mode(mode))
+    logits = np.array([[1000.0, 0.0, -5.0], [1.0, 2.0, 3.0], [-1e4, -1e4, -1e4], [-88.0, 88.0, 0.0]], "float32")
+    labels = np.array([1, 2, 0, 0], "int32")
+    got_log_p, got_cost, got_grad = f(logits, labels)
+    ref = _log_softmax_reference(logits)
+    rows = np.arange(len(labels))
+    one_hot = np.eye(3)[labels]
+    np.testing.assert_allclose(got_log_p, ref, rtol=1e-6, atol=1e-4)
+    assert got_cost == pytest.approx(-ref[rows, labels].mean(), rel=1e-6)
+    # d mean NLL / d z = (softmax(z) - one_hot(y)) / n
+    np.testing.assert_allclose(got_grad, (np.exp(ref) - one_hot) / len(labels), atol=1e-7)
+
+
 def test_glorot_uniform_bounds_and_sigmoid_factor():
     rng = np.random.default_rng(1)
     W = glorot_uniform(rng, 784, 500)

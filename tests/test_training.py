@@ -122,6 +122,12 @@ def test_scanned_chunks_equal_one_call_per_minibatch():
     np.testing.assert_allclose(model_a.W.get_value(), model_b.W.get_value(), rtol=1e-5, atol=1e-6)
 
 
+def test_only_numba_scans_by_default():
+    from dlt_lib.training import scans_by_default
+
+    assert [scans_by_default(m) for m in ("C", "cvm", "NUMBA", "JAX")] == [False, False, True, False]
+
+
 def test_same_seed_same_history():
     _, h1 = run(MLP(12, 8, 3, seed=7), learning_rate=0.05, n_epochs=3, l2=1e-3)
     _, h2 = run(MLP(12, 8, 3, seed=7), learning_rate=0.05, n_epochs=3, l2=1e-3)
