@@ -359,6 +359,7 @@ def train(
     resume_from=None,
     checkpoint_metadata: dict | None = None,
     use_scan: bool | None = None,
+    restore_best: bool = True,
 ) -> History:
     """Train ``model`` with minibatch updates and the tutorials' early stopping.
 
@@ -366,7 +367,8 @@ def train(
     ----------
     model : LogisticRegression, MLP, ...
         A :mod:`dlt_lib.models` classifier.  On return it holds the *best*
-        parameters seen on the validation set.
+        parameters seen on the validation set (the last ones with
+        ``restore_best=False``).
     data : (train, valid, test)
         Each ``(X, y)`` with ``X`` of shape ``(n, n_in)``, as returned by :mod:`dlt_lib.data`.
     learning_rate, batch_size, n_epochs : the SGD settings.
@@ -387,6 +389,10 @@ def train(
     use_scan : bool, optional
         Run chunks of updates in one compiled ``scan`` (the default in NUMBA mode
         only; see the speed note at the top of this module).
+    restore_best : bool
+        Put the best parameters back into the model at the end (the tutorials
+        do).  ``False`` leaves the parameters of the last update, e.g. to
+        compare them with the best ones, which a checkpoint still holds.
 
     Returns
     -------
@@ -515,7 +521,8 @@ def train(
         bar.close()
     history.seconds = time.perf_counter() - start
     history.epochs = history.stopped_at // n_train_batches + 1
-    model.set_param_values(best_params)
+    if restore_best:
+        model.set_param_values(best_params)
     return history
 
 

@@ -93,6 +93,18 @@ def test_mode_C_keeps_intermediates_and_skips_the_log_sum_exp_rewrite():
     assert any("Max" in str(n.op) for n in g.maker.fgraph.apply_nodes)  # PyTensor's own modes keep it
 
 
+def test_mode_C_results_of_two_calls_do_not_share_memory():
+    # allow_gc=False keeps the *intermediate* arrays between calls; what a call
+    # returns must still be the caller's own array, not overwritten by the next call.
+    x = pt.matrix("x")
+    f = pytensor.function([x], [pt.exp(x) * 2, (x @ x.T).sum(axis=0)], mode=backend.get_mode("C"))
+    first = f(np.ones((3, 3), "float32"))
+    second = f(np.zeros((3, 3), "float32"))
+    assert not any(np.shares_memory(a, b) for a, b in zip(first, second))
+    np.testing.assert_allclose(first[0], 2 * np.e, rtol=1e-6)
+    np.testing.assert_allclose(first[1], 9.0)
+
+
 def _scalar_ops(fn):
     from pytensor.scalar.basic import Composite
 

@@ -122,6 +122,20 @@ def test_scanned_chunks_equal_one_call_per_minibatch():
     np.testing.assert_allclose(model_a.W.get_value(), model_b.W.get_value(), rtol=1e-5, atol=1e-6)
 
 
+def test_restore_best_false_keeps_the_last_parameters():
+    # a fixed number of epochs, validated at the end of each: the best point comes before the end
+    best_model, best = run(n_epochs=30, patience=1000)
+    last_model, last = run(n_epochs=30, patience=1000, restore_best=False)
+    assert best.train_costs == last.train_costs  # the same run
+    assert best.best.iteration < best.stopped_at  # the best was not the last update
+    (_, _), (Xva, yva), _ = DATA
+    assert best_model.error_rate(Xva, yva) == pytest.approx(best.best_valid_error)
+    assert not np.allclose(best_model.W.get_value(), last_model.W.get_value())
+    # the model holds the parameters validated last, at the final update
+    assert last.records[-1].iteration == last.stopped_at
+    assert last_model.error_rate(Xva, yva) == pytest.approx(last.records[-1].valid_error)
+
+
 def test_only_numba_scans_by_default():
     from dlt_lib.training import scans_by_default
 
