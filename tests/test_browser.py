@@ -165,6 +165,78 @@ def test_math_is_rendered(visits, chapter):
     assert not raw, f"MathJax errors: {raw}"
 
 
+# A code block "overflows" when its text is wider than the box that shows it
+# (the reader must scroll sideways, or the text is cut off), or when the box
+# itself sticks out of the article's column.  Outputs are left out: printed
+# messages may be long, and they scroll; the code a reader reads must not.
+_OVERFLOWING_CODE_JS = """
+() => {
+  const column = document.querySelector("article.bd-article, article, main");
+  const right = column ? column.getBoundingClientRect().right : innerWidth;
+  const found = [];
+  for (const pre of document.querySelectorAll("article pre")) {
+    if (pre.closest(".cell_output, .output")) continue;
+    const box = pre.getBoundingClientRect();
+    if (box.width === 0) continue;  // folded away (hide-input, dropdowns)
+    const scrolls = pre.scrollWidth > pre.clientWidth + 1;
+    const sticksOut = box.right > right + 1;
+    if (scrolls || sticksOut) {
+      const lines = pre.textContent.split("\\n");
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+      found.push({
+        text_px: pre.scrollWidth, shown_px: pre.clientWidth,
+        chars: longest.length, line: longest.slice(0, 100),
+      });
+    }
+  }
+  return found;
+}
+"""
+
+
+def overflowing_code_blocks(page) -> list[dict]:
+    """Code blocks of the page (cells and fenced code) wider than their column."""
+    return page.evaluate(_OVERFLOWING_CODE_JS)
+
+
+def test_overflow_check_finds_a_cut_off_line(browser):
+    """The check above can fail: a synthetic page with one code line too long."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        style = "pre { overflow: auto; font: 14px monospace; padding: 16px; }"
+        cell = '<div class="cell_input"><pre>{}</pre></div>'
+        page.set_content(
+            f"<style>{style}</style><article class='bd-article' style='width: 700px'>"
+            + cell.format("short = 1")
+            + cell.format("too_long = " + " + ".join(["1"] * 40))
+            + '<div class="cell_output"><pre>' + "x" * 200 + "</pre></div>"  # outputs may scroll
+            + "<details><summary>code</summary>" + cell.format("hidden = " + "2 * " * 40 + "2")
+            + "</details></article>"
+        )
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+        wide = overflowing_code_blocks(page)
+        assert [w["line"][:8] for w in wide] == ["too_long", "hidden ="], wide
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_code_fits_its_column_at_1280px(visits, chapter):
+    """No code block is cut off or needs sideways scrolling at 1280 px (issue 9)."""
+    page = visits[chapter].page
+    assert page.viewport_size["width"] == 1280
+    # code folded away by hide-input or a dropdown (exercise solutions) is
+    # measured too: open every <details> first
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
+    wide = overflowing_code_blocks(page)
+    assert not wide, (
+        f"{len(wide)} code block(s) wider than the page's code column at 1280 px "
+        "(keep code lines within 79 characters: ruff format with book/ruff.toml):\n"
+        + "\n".join(f"  {w['chars']} chars, {w['text_px']} px in {w['shown_px']} px: {w['line']}" for w in wide)
+    )
+
+
 def _links(page, selector="a"):
     return page.eval_on_selector_all(selector, "els => els.map(e => e.href).filter(h => h)")
 
