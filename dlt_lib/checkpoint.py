@@ -80,7 +80,10 @@ def model_metadata(model) -> dict:
         "model_class": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
         "parameters": {
-            p.name: {"shape": list(p.get_value(borrow=True).shape), "dtype": str(p.get_value(borrow=True).dtype)}
+            p.name: {
+                "shape": list(p.get_value(borrow=True).shape),
+                "dtype": str(p.get_value(borrow=True).dtype),
+            }
             for p in model.params
         },
     }
@@ -169,7 +172,9 @@ def load_into(model, path) -> dict:
     arrays, meta = _read(_npz_path(path))
     saved_class = meta.get("model_class")
     if saved_class != type(model).__name__:
-        raise CheckpointError(f"{path} holds a {saved_class}; it cannot be loaded into a {type(model).__name__}.")
+        raise CheckpointError(
+            f"{path} holds a {saved_class}; it cannot be loaded into a {type(model).__name__}."
+        )
     try:
         model.set_param_values(arrays)
     except ValueError as exc:
@@ -227,7 +232,10 @@ def restore_training_state(path, model, state_vars, stopper, history):
     arrays, meta = _read(source)
     if meta.get("format") != "dlt_lib training state 1":
         raise CheckpointError(f"{source} is not a training state written by dlt_lib.")
-    if meta["model_class"] != type(model).__name__ or meta["parameters"] != model_metadata(model)["parameters"]:
+    if (
+        meta["model_class"] != type(model).__name__
+        or meta["parameters"] != model_metadata(model)["parameters"]
+    ):
         raise CheckpointError(
             f"{source} was saved from a {meta['model_class']} with parameters {meta['parameters']}; "
             f"this model is a {type(model).__name__} with {model_metadata(model)['parameters']}."
@@ -247,7 +255,9 @@ def restore_training_state(path, model, state_vars, stopper, history):
     for i, var in enumerate(state_vars):
         value = arrays[f"state:{i}"]
         if value.shape != var.get_value(borrow=True).shape:
-            raise CheckpointError(f"Optimizer state {i} in {source} has shape {value.shape}, expected {var.get_value().shape}.")
+            raise CheckpointError(
+                f"Optimizer state {i} in {source} has shape {value.shape}, expected {var.get_value().shape}."
+            )
         var.set_value(value)
     for key, value in meta["stopper"].items():
         setattr(stopper, key, value)

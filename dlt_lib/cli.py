@@ -60,38 +60,88 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     tr.add_argument("model", choices=("logreg", "mlp"), help="logistic regression or a one-hidden-layer MLP")
-    tr.add_argument("--dataset", choices=DATASETS, default="mnist",
-                    help="mnist: the full 50k/10k/10k set (download, cache, or the embedded sample when offline); "
-                    "mnist-sample: the 10,000 digits shipped with dlt_lib; fashion-mnist: Zalando's Fashion-MNIST")
-    tr.add_argument("--learning-rate", type=_positive_float, default=None,
-                    help="step size (default: 0.13 for logreg, 0.01 for mlp)")
-    tr.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: 600 logreg, 20 mlp)")
-    tr.add_argument("--n-epochs", type=_positive_int, default=1000, help="maximum number of passes over the training set")
-    tr.add_argument("--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule from dlt_lib.updates")
-    tr.add_argument("--l1", type=_non_negative_float, default=None, help="weight of the L1 penalty (default 0)")
-    tr.add_argument("--l2", type=_non_negative_float, default=None,
-                    help="weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)")
+    tr.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist",
+        help="mnist: the full 50k/10k/10k set (download, cache, or the embedded sample when offline); "
+        "mnist-sample: the 10,000 digits shipped with dlt_lib; fashion-mnist: Zalando's Fashion-MNIST",
+    )
+    tr.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=None,
+        help="step size (default: 0.13 for logreg, 0.01 for mlp)",
+    )
+    tr.add_argument(
+        "--batch-size", type=_positive_int, default=None, help="minibatch size (default: 600 logreg, 20 mlp)"
+    )
+    tr.add_argument(
+        "--n-epochs", type=_positive_int, default=1000, help="maximum number of passes over the training set"
+    )
+    tr.add_argument(
+        "--optimizer",
+        choices=sorted(updates.OPTIMIZERS),
+        default="sgd",
+        help="update rule from dlt_lib.updates",
+    )
+    tr.add_argument(
+        "--l1", type=_non_negative_float, default=None, help="weight of the L1 penalty (default 0)"
+    )
+    tr.add_argument(
+        "--l2",
+        type=_non_negative_float,
+        default=None,
+        help="weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)",
+    )
     tr.add_argument("--n-hidden", type=_positive_int, default=500, help="hidden units of the MLP")
-    tr.add_argument("--patience", type=_positive_int, default=None,
-                    help="minimum number of minibatch updates before stopping (default: 5000 logreg, 10000 mlp)")
-    tr.add_argument("--patience-increase", type=float, default=2.0,
-                    help="on a significant improvement, wait until iteration x this factor")
-    tr.add_argument("--improvement-threshold", type=float, default=0.995,
-                    help="a validation error below best x this is a significant improvement")
+    tr.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="minimum number of minibatch updates before stopping (default: 5000 logreg, 10000 mlp)",
+    )
+    tr.add_argument(
+        "--patience-increase",
+        type=float,
+        default=2.0,
+        help="on a significant improvement, wait until iteration x this factor",
+    )
+    tr.add_argument(
+        "--improvement-threshold",
+        type=float,
+        default=0.995,
+        help="a validation error below best x this is a significant improvement",
+    )
     tr.add_argument("--seed", type=int, default=1234, help="seed of the MLP's weight initialisation")
-    tr.add_argument("--mode", choices=backend.MODES, default=None,
-                    help="PyTensor mode (default: $DLT_MODE or C); JAX is the GPU path")
-    tr.add_argument("--output-dir", type=Path, default=Path("runs/latest"),
-                    help="where best.npz, learning_curves.png and summary.json are written")
+    tr.add_argument(
+        "--mode",
+        choices=backend.MODES,
+        default=None,
+        help="PyTensor mode (default: $DLT_MODE or C); JAX is the GPU path",
+    )
+    tr.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("runs/latest"),
+        help="where best.npz, learning_curves.png and summary.json are written",
+    )
     tr.add_argument("--resume", action="store_true", help="continue the run saved in --output-dir")
     tr.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("evaluate", help="report the error of a saved checkpoint",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ev = sub.add_parser(
+        "evaluate",
+        help="report the error of a saved checkpoint",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     ev.add_argument("checkpoint", type=Path, help="a .npz written by 'train' (e.g. runs/latest/best.npz)")
-    ev.add_argument("--dataset", choices=DATASETS, default=None,
-                    help="data to evaluate on (default: the dataset the checkpoint was trained on)")
+    ev.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="data to evaluate on (default: the dataset the checkpoint was trained on)",
+    )
     ev.add_argument("--mode", choices=backend.MODES, default=None, help="PyTensor mode")
     ev.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     return parser
@@ -107,7 +157,10 @@ def cmd_train(args) -> int:
     from dlt_lib import backend, models, plot, training
 
     defaults = DEFAULTS[args.model]
-    settings = {key: getattr(args, key) if getattr(args, key) is not None else value for key, value in defaults.items()}
+    settings = {
+        key: getattr(args, key) if getattr(args, key) is not None else value
+        for key, value in defaults.items()
+    }
     if args.mode:
         backend.set_mode(args.mode)
     print(backend.describe())
@@ -120,16 +173,26 @@ def cmd_train(args) -> int:
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "best.npz"
-    print(f"Training {type(model).__name__} ({model.n_parameters:,} parameters) on {splits.source}: "
-          f"{settings}, optimizer {args.optimizer}")
+    print(
+        f"Training {type(model).__name__} ({model.n_parameters:,} parameters) on {splits.source}: "
+        f"{settings}, optimizer {args.optimizer}"
+    )
     started = time.perf_counter()
     try:
         history = training.train(
-            model, splits,
-            learning_rate=settings["learning_rate"], batch_size=settings["batch_size"], n_epochs=args.n_epochs,
-            optimizer=args.optimizer, l1=settings["l1"], l2=settings["l2"], patience=settings["patience"],
-            patience_increase=args.patience_increase, improvement_threshold=args.improvement_threshold,
-            progress=not args.quiet, checkpoint_path=checkpoint,
+            model,
+            splits,
+            learning_rate=settings["learning_rate"],
+            batch_size=settings["batch_size"],
+            n_epochs=args.n_epochs,
+            optimizer=args.optimizer,
+            l1=settings["l1"],
+            l2=settings["l2"],
+            patience=settings["patience"],
+            patience_increase=args.patience_increase,
+            improvement_threshold=args.improvement_threshold,
+            progress=not args.quiet,
+            checkpoint_path=checkpoint,
             resume_from=checkpoint if args.resume else None,
             checkpoint_metadata={"dataset": args.dataset, "optimizer": args.optimizer, "settings": settings},
         )
@@ -142,9 +205,13 @@ def cmd_train(args) -> int:
     summary = {
         "model": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
-        "settings": {**settings, "n_epochs": args.n_epochs, "optimizer": args.optimizer,
-                     "patience_increase": args.patience_increase,
-                     "improvement_threshold": args.improvement_threshold},
+        "settings": {
+            **settings,
+            "n_epochs": args.n_epochs,
+            "optimizer": args.optimizer,
+            "patience_increase": args.patience_increase,
+            "improvement_threshold": args.improvement_threshold,
+        },
         "dataset": args.dataset,
         "data_source": splits.source,
         "mode": history.mode,

@@ -612,7 +612,10 @@ def show_tiles(
         tile_spacing = (max(tile_spacing[0], 12), tile_spacing[1])  # room for a line of text under each row
     mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
     row_step, col_step = H + tile_spacing[0], W + tile_spacing[1]
-    n_rows, n_cols = (mosaic.shape[0] + tile_spacing[0]) // row_step, (mosaic.shape[1] + tile_spacing[1]) // col_step
+    n_rows, n_cols = (
+        (mosaic.shape[0] + tile_spacing[0]) // row_step,
+        (mosaic.shape[1] + tile_spacing[1]) // col_step,
+    )
     if row_labels is not None and len(row_labels) != n_rows:
         raise ValueError(f"Expected one row label per row of the grid ({n_rows}); got {len(row_labels)}.")
     # The same rounding as tile_raster_images, so the picture shows exactly its pixels.

@@ -44,7 +44,9 @@ class EpochTiming:
         return 1e6 * self.seconds_per_epoch / self.updates_per_epoch
 
 
-def epoch_times(model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, repeats=3) -> list[EpochTiming]:
+def epoch_times(
+    model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, repeats=3
+) -> list[EpochTiming]:
     """Seconds per training epoch (SGD on the NLL) for each batch size, compile time excluded.
 
     ``model_factory()`` returns a fresh model; the updates are those the
@@ -53,7 +55,9 @@ def epoch_times(model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, 
     results = []
     for batch_size in batch_sizes:
         model = model_factory()
-        runner = training.compile_updates(model, X, y, batch_size=batch_size, learning_rate=learning_rate, mode=mode)
+        runner = training.compile_updates(
+            model, X, y, batch_size=batch_size, learning_rate=learning_rate, mode=mode
+        )
         seconds = median_times({"epoch": runner.epoch}, repeats=repeats)["epoch"]
         results.append(EpochTiming(batch_size, runner.n_batches, seconds))
     return results
@@ -85,21 +89,30 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
         return cost, update_rules.sgd(cost, model.params, learning_rate=0.1)
 
     # From shared variables, by index.
-    X3 = pytensor.shared(Xf.reshape(n_batches, batch_size, n_in), shape=(n_batches, batch_size, n_in), borrow=True)
+    X3 = pytensor.shared(
+        Xf.reshape(n_batches, batch_size, n_in), shape=(n_batches, batch_size, n_in), borrow=True
+    )
     y3 = pytensor.shared(yi.reshape(n_batches, batch_size), shape=(n_batches, batch_size), borrow=True)
     backend.place_on_device([X3, y3], mode)
-    model, labels, index = LogisticRegression(n_in, n_out), pt.ivector("y", shape=(batch_size,)), pt.lscalar("index")
+    model, labels, index = (
+        LogisticRegression(n_in, n_out),
+        pt.ivector("y", shape=(batch_size,)),
+        pt.lscalar("index"),
+    )
     cost, ups = step_for(model, labels)
-    from_shared = pytensor.function([index], cost, updates=ups, givens={model.input: X3[index], labels: y3[index]},
-                                    mode=pmode)
+    from_shared = pytensor.function(
+        [index], cost, updates=ups, givens={model.input: X3[index], labels: y3[index]}, mode=pmode
+    )
 
     # From the host, one copy per call.
     x_in = pt.matrix("x", shape=(batch_size, n_in))
     model_h, labels_h = LogisticRegression(n_in, n_out, input=x_in), pt.ivector("y", shape=(batch_size,))
     cost_h, ups_h = step_for(model_h, labels_h)
     from_host = pytensor.function([x_in, labels_h], cost_h, updates=ups_h, mode=pmode)
-    host_batches = [(Xf[i * batch_size:(i + 1) * batch_size], yi[i * batch_size:(i + 1) * batch_size])
-                    for i in range(n_batches)]
+    host_batches = [
+        (Xf[i * batch_size : (i + 1) * batch_size], yi[i * batch_size : (i + 1) * batch_size])
+        for i in range(n_batches)
+    ]
 
     # np.asarray on the last result waits for it: JAX returns before it has finished.
     def shared_pass():

@@ -264,7 +264,9 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
     is a tenfold larger step along consistent directions.
     Polyak (1964), "Some methods of speeding up the convergence of iteration methods".
     """
-    return _velocity_updates(loss_or_grads, params, learning_rate, momentum, lambda p, v_new, g, lr, mu: p + v_new)
+    return _velocity_updates(
+        loss_or_grads, params, learning_rate, momentum, lambda p, v_new, g, lr, mu: p + v_new
+    )
 
 
 def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:

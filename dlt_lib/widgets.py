@@ -31,10 +31,24 @@ class Surface:
 
 
 SURFACES = {
-    "ravine": Surface("ravine", lambda x, y: 0.5 * (x**2 + 20 * y**2) / 10, (-9.0, 2.0), (0.0, 0.0),
-                      (-10, 10), (-3, 3), False),
-    "rosenbrock": Surface("rosenbrock", lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2, (-1.5, 2.0), (1.0, 1.0),
-                          (-2, 2), (-1, 3), True),
+    "ravine": Surface(
+        "ravine",
+        lambda x, y: 0.5 * (x**2 + 20 * y**2) / 10,
+        (-9.0, 2.0),
+        (0.0, 0.0),
+        (-10, 10),
+        (-3, 3),
+        False,
+    ),
+    "rosenbrock": Surface(
+        "rosenbrock",
+        lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
+        (-1.5, 2.0),
+        (1.0, 1.0),
+        (-2, 2),
+        (-1, 3),
+        True,
+    ),
 }
 
 # Hyper-parameters that make each rule behave sensibly at the explorer's learning rates.
@@ -85,8 +99,15 @@ def trajectory(surface: str, optimizer: str, learning_rate: float, steps: int, s
     return np.array(path)
 
 
-COLORS = {"sgd": "#d62728", "momentum": "#1f77b4", "nesterov_momentum": "#17becf", "adagrad": "#2ca02c",
-          "rmsprop": "#9467bd", "adadelta": "#8c564b", "adam": "#ff7f0e"}
+COLORS = {
+    "sgd": "#d62728",
+    "momentum": "#1f77b4",
+    "nesterov_momentum": "#17becf",
+    "adagrad": "#2ca02c",
+    "rmsprop": "#9467bd",
+    "adadelta": "#8c564b",
+    "adam": "#ff7f0e",
+}
 
 
 def plot_trajectories(surface: str, paths: dict, ax=None, title=None):
@@ -110,8 +131,15 @@ def plot_trajectories(surface: str, paths: dict, ax=None, title=None):
     for name, path in paths.items():
         shown = path[(np.abs(path[:, 0]) < 1e3) & (np.abs(path[:, 1]) < 1e3)]
         final = s.loss(*path[-1]) if np.all(np.isfinite(path[-1])) else np.inf
-        ax.plot(shown[:, 0], shown[:, 1], "-o", markersize=2.5, linewidth=1.4, color=COLORS.get(name),
-                label=f"{name} (final loss {final:.3g})")
+        ax.plot(
+            shown[:, 0],
+            shown[:, 1],
+            "-o",
+            markersize=2.5,
+            linewidth=1.4,
+            color=COLORS.get(name),
+            label=f"{name} (final loss {final:.3g})",
+        )
     ax.set_xlim(*s.xlim)
     ax.set_ylim(*s.ylim)
     ax.set_xlabel("parameter 1")
@@ -132,11 +160,19 @@ def optimizer_explorer(surface="ravine", optimizers=("sgd", "momentum", "adam"),
     import matplotlib.pyplot as plt
 
     surface_w = widgets.Dropdown(options=sorted(SURFACES), value=surface, description="surface")
-    optim_w = widgets.SelectMultiple(options=list(update_rules.OPTIMIZERS), value=tuple(optimizers),
-                                     description="optimizers", rows=7)
-    lr_w = widgets.FloatLogSlider(value=learning_rate, base=10, min=-4, max=0.5, step=0.05,
-                                  description="learning rate", readout_format=".4f",
-                                  style={"description_width": "initial"})
+    optim_w = widgets.SelectMultiple(
+        options=list(update_rules.OPTIMIZERS), value=tuple(optimizers), description="optimizers", rows=7
+    )
+    lr_w = widgets.FloatLogSlider(
+        value=learning_rate,
+        base=10,
+        min=-4,
+        max=0.5,
+        step=0.05,
+        description="learning rate",
+        readout_format=".4f",
+        style={"description_width": "initial"},
+    )
     steps_w = widgets.IntSlider(value=steps, min=1, max=300, step=1, description="steps")
     out = widgets.Output()
 

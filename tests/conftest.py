@@ -6,6 +6,7 @@ C linker) before any test module imports pytensor itself.
 
 import gzip
 import http.server
+import importlib.util
 import os
 import socket
 import struct
@@ -15,6 +16,17 @@ import numpy as np
 import pytest
 
 import dlt_lib  # noqa: F401  (configures PyTensor; numpy/pytest above do not import it)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``jax`` skip when jax is not installed (it is optional: ``pip install dlt_lib[jax]``)."""
+    if importlib.util.find_spec("jax") is not None:
+        return
+    skip = pytest.mark.skip(reason="jax is not installed (pip install jax jaxlib)")
+    for item in items:
+        if item.get_closest_marker("jax"):
+            item.add_marker(skip)
+
 
 # ----------------------------------------------------------------------------
 # Data-layer fixtures (tests/test_data.py, test_download.py, test_formats.py):

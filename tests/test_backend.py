@@ -132,8 +132,8 @@ def test_mode_C_computes_float32_tanh_through_the_sigmoid():
     assert "Tanh" in _scalar_ops(g)
 
 
+@pytest.mark.jax
 def test_jax_mode(restore_mode):
-    pytest.importorskip("jax")
     assert backend.set_mode("jax") == "JAX"
     assert type(backend.get_mode().linker).__name__ == "JAXLinker"
     info = backend.describe()

@@ -14,7 +14,9 @@ from dlt_lib.models import MLP, LogisticRegression
 def trained_like_mlp(seed=3):
     model = MLP(6, 5, 3, seed=seed)
     rng = np.random.default_rng(seed)
-    model.set_param_values({k: rng.normal(size=v.shape).astype(v.dtype) for k, v in model.get_param_values().items()})
+    model.set_param_values(
+        {k: rng.normal(size=v.shape).astype(v.dtype) for k, v in model.get_param_values().items()}
+    )
     return model
 
 

@@ -16,7 +16,16 @@ def test_help_explains_every_flag():
         if action.option_strings and action.dest != "help":
             assert action.help and len(action.help) > 10, f"{action.option_strings} has no help"
     text = train_parser.format_help()
-    for flag in ("--optimizer", "--l1", "--l2", "--patience", "--n-epochs", "--mode", "--output-dir", "--dataset"):
+    for flag in (
+        "--optimizer",
+        "--l1",
+        "--l2",
+        "--patience",
+        "--n-epochs",
+        "--mode",
+        "--output-dir",
+        "--dataset",
+    ):
         assert flag in text
 
 
@@ -29,8 +38,19 @@ def test_published_defaults():
 def test_train_then_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli.main(
-        ["train", "logreg", "--dataset", "mnist-sample", "--n-epochs", "3", "--batch-size", "100",
-         "--output-dir", str(out), "--quiet"]
+        [
+            "train",
+            "logreg",
+            "--dataset",
+            "mnist-sample",
+            "--n-epochs",
+            "3",
+            "--batch-size",
+            "100",
+            "--output-dir",
+            str(out),
+            "--quiet",
+        ]
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -55,14 +75,27 @@ def test_evaluate_reports_a_bad_checkpoint(tmp_path, capsys):
 
 def test_divergence_exits_with_an_error(tmp_path, capsys):
     code = cli.main(
-        ["train", "logreg", "--dataset", "mnist-sample", "--n-epochs", "2", "--learning-rate", "1e38",
-         "--output-dir", str(tmp_path), "--quiet"]
+        [
+            "train",
+            "logreg",
+            "--dataset",
+            "mnist-sample",
+            "--n-epochs",
+            "2",
+            "--learning-rate",
+            "1e38",
+            "--output-dir",
+            str(tmp_path),
+            "--quiet",
+        ]
     )
     assert code == 3
     assert "learning rate" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["train", "logreg", "--batch-size", "0"], ["train", "svm"], ["train", "mlp", "--l2", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["train", "logreg", "--batch-size", "0"], ["train", "svm"], ["train", "mlp", "--l2", "-1"]]
+)
 def test_bad_flags_are_refused(argv):
     result = subprocess.run([sys.executable, "-m", "dlt_lib", *argv], capture_output=True, text=True)
     assert result.returncode == 2 and "error:" in result.stderr

@@ -95,7 +95,9 @@ def test_notebook_stores_only_the_outputs_nbval_checks(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernel must be python3"
     found = _load_refresh_script().problems(nb)
-    assert not found, f"{path.name}: {found}; run python scripts/refresh_notebook_outputs.py {path.relative_to(ROOT)}"
+    assert not found, (
+        f"{path.name}: {found}; run python scripts/refresh_notebook_outputs.py {path.relative_to(ROOT)}"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
@@ -154,6 +156,7 @@ def test_check_finds_cdn_references(tmp_path):
     assert fwa.check(tmp_path) == 1
 
 
+@pytest.mark.book
 def test_fetch_web_assets(tmp_path):
     """npm pack works and gives every file the book's pages load."""
     if not shutil.which("npm"):

@@ -11,7 +11,9 @@ from dlt_lib.models import MLP, LogisticRegression
 from dlt_lib.training import EarlyStopping, TrainingDiverged, train
 
 
-def seed_loop(validation_losses, n_train_batches, n_epochs, patience, patience_increase, improvement_threshold):
+def seed_loop(
+    validation_losses, n_train_batches, n_epochs, patience, patience_increase, improvement_threshold
+):
     """The seed tutorial's loop, transcribed literally, driven by scripted validation losses.
 
     Returns the iterations at which it validated, the (iteration, new patience)
@@ -49,7 +51,8 @@ def test_patience_rule_on_a_scripted_sequence():
     assert stopper.update(3, 0.50) and stopper.patience == 10  # max(10, 3*2)
     assert not stopper.should_stop(9) and stopper.should_stop(10)
     assert stopper.update(7, 0.40) and stopper.patience == 14  # significant: max(10, 7*2)
-    assert stopper.update(11, 0.3995) and stopper.patience == 14  # better, but by less than 0.5%: no extension
+    # better, but by less than 0.5%: no extension
+    assert stopper.update(11, 0.3995) and stopper.patience == 14
     assert stopper.best_loss == 0.3995 and stopper.best_iteration == 11
     assert not stopper.update(15, 0.45)
     assert stopper.stop_iteration() == 14
