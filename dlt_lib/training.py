@@ -297,7 +297,7 @@ def compile_updates(
     backend.place_on_device([train_X, train_y], mode_name)
     labels = pt.ivector("y")
     cost = training_cost(model, labels, l1, l2)
-    update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
+    update_list = list(rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs).items())
     if use_scan is None:
         use_scan = scans_by_default(mode_name)
     return UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name, use_scan, n_batches)

@@ -69,7 +69,7 @@ def _stepper(surface: str, optimizer: str):
         rule = update_rules.get_optimizer(optimizer)
         ups = rule(loss, [position], learning_rate=learning_rate, **DEFAULT_KWARGS.get(optimizer, {}))
         step = pytensor.function([], loss, updates=ups, mode=_MODE)
-        state = [var for var, _ in ups if var is not position]
+        state = [var for var in ups if var is not position]
         _compiled[key] = (step, position, learning_rate, state)
     return _compiled[key]
 
