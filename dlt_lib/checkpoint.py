@@ -20,8 +20,6 @@ the end: a crash mid-write leaves the previous checkpoint intact, never half a f
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -30,32 +28,13 @@ from pathlib import Path
 import numpy as np
 
 import dlt_lib
+from dlt_lib.files import atomic_file, write_atomically
 
 _META_KEY = "__metadata__"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, damaged, unsafe or does not fit the model."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; give it the usual
-        # permissions (0666 less the umask) so a shared checkpoint can be read by others.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _npz_path(path) -> Path:
@@ -66,7 +45,8 @@ def _npz_path(path) -> Path:
 def _write_npz(path: Path, arrays: dict, metadata: dict) -> None:
     payload = dict(arrays)
     payload[_META_KEY] = np.array(json.dumps(metadata, sort_keys=True))  # a unicode array: no pickle needed
-    _atomic_write(path, lambda handle: np.savez(handle, **payload))
+    with atomic_file(path) as handle:
+        np.savez(handle, **payload)
 
 
 def _versions() -> dict:
@@ -117,7 +97,7 @@ def save(path, model, *, history=None, params: dict | None = None, extra: dict |
         meta.update(extra)
     _write_npz(path, values, meta)
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda handle: handle.write(text.encode()))
+    write_atomically(path.with_suffix(".json"), text.encode())
     return path
 
 

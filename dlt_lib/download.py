@@ -23,7 +23,6 @@ import http.client
 import os
 import socket
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import NamedTuple
 from tqdm.auto import tqdm
 
 from . import __version__
+from .files import atomic_file
 
 __all__ = [
     "Resource",
@@ -457,36 +457,27 @@ def download_from(
     if not urls:
         raise ValueError(f"download({filename!r}) needs at least one URL; got an empty list.")
     destination = cache_dir(data_home) / filename
-    destination.parent.mkdir(parents=True, exist_ok=True)
     attempts = []
     for url in urls:
         if verbose:
             print(f"Downloading {Path(filename).name} from {url}")
-        # The temporary file is in the same directory as the destination:
-        # os.replace is only atomic within one file system.
-        fd, tmp_name = tempfile.mkstemp(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-        )
         try:
-            with os.fdopen(fd, "wb") as tmp:
+            # Only a checked copy is renamed to the real name (files.atomic_file).
+            with atomic_file(destination, suffix=".part") as tmp:
                 _fetch_to(
                     url, tmp, desc=destination.name, expected_size=size, timeout=timeout, verbose=verbose
                 )
-            problem = verify_file(tmp_name, md5=md5, size=size, sha256=sha256)
-            if problem is None:
-                os.replace(tmp_name, destination)
-                return destination, url
-            attempts.append(Attempt(url, f"bad file: {problem}", connection=False))
+                tmp.flush()
+                problem = verify_file(tmp.name, md5=md5, size=size, sha256=sha256)
+                if problem is not None:
+                    raise _BadContent(problem)
+            return destination, url
         except _BadContent as exc:
             attempts.append(Attempt(url, f"bad file: {exc}", connection=False))
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # ValueError: a malformed URL.  OSError covers URLError, HTTPError,
             # socket errors and timeouts.
             attempts.append(Attempt(url, _describe_error(exc), connection=_is_connection_error(exc)))
-        finally:
-            # Whatever happened, no half-written file stays behind.
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
         if verbose:
             print(f"  failed: {attempts[-1].reason}")
     raise DownloadError(destination.name, destination.parent, md5, attempts, hint=hint)

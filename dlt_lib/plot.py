@@ -39,15 +39,15 @@ from __future__ import annotations
 import functools
 import io
 import math
-import os
 import textwrap
-import uuid
 from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
+
+from dlt_lib.files import write_atomically
 
 __all__ = [
     "COLORS",
@@ -960,23 +960,7 @@ def save_figure(fig, path, dpi=150, **savefig_kwargs) -> Path:
         path = path.with_name(path.name + ".png")
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_figure writes PNG files; got {path.name!r}. Use a name ending in .png.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     options = {"dpi": dpi, "bbox_inches": "tight", "pad_inches": 0.05, **savefig_kwargs, "format": "png"}
     options["metadata"] = {"Software": None, **savefig_kwargs.get("metadata", {})}
-    data = _render_png(fig, options)  # before any file is made: a failure here leaves nothing behind
-    # O_EXCL: fail rather than write into a file that already exists.  Mode
-    # 0o666 minus the user's umask gives the permissions any new file gets
-    # (tempfile.mkstemp would make it readable by its owner only).
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    # Drawn before any file is made: a failure while drawing leaves nothing behind.
+    return write_atomically(path, _render_png(fig, options))

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dlt_lib import plot  # noqa: E402
+from dlt_lib import files, plot  # noqa: E402
 from dlt_lib.training import History, ValidationRecord  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -448,7 +448,7 @@ def test_save_figure_failure_keeps_the_old_file(tmp_path, monkeypatch):
         with pytest.raises(OSError, match="disk full"):
             plot.save_figure(fig, path)
     with monkeypatch.context() as patch:
-        patch.setattr(plot.os, "replace", broken_replace)
+        patch.setattr(files.os, "replace", broken_replace)
         with pytest.raises(OSError, match="rename refused"):
             plot.save_figure(fig, path)
     assert path.read_bytes() == old
