@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dlt_lib.validation import check_option
+
 MODES = ("C", "NUMBA", "JAX")
 DEFAULT_MODE = "C"
 
@@ -97,11 +99,9 @@ def normalise_mode(name: str) -> str:
     key = str(name).strip().upper()
     if key == "CVM":
         key = "C"
-    if key not in MODES:
-        raise ValueError(
-            f"Unknown PyTensor mode {name!r}. Expected one of {', '.join(MODES)} "
-            "(set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable)."
-        )
+    if key not in MODES:  # the message names the value as it was given
+        hint = "Set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable."
+        check_option(name, "the PyTensor mode", MODES, hint=hint)
     return key
 
 

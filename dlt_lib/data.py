@@ -24,6 +24,7 @@ so that a compiled training function takes just a minibatch index.
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from .download import (
     verify_file,
 )
 from .formats import DataFormatError, load_mnist_pickle, read_idx_images, read_idx_labels
+from .validation import InvalidParameterError, check_option, check_scalar
 
 __all__ = [
     "Split",
@@ -522,8 +524,7 @@ def load_dataset(name: str, **kwargs) -> DataSplits:
     """
     key = str(name).strip().lower().replace("_", "-")
     loaders = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion-mnist": load_fashion_mnist}
-    if key not in loaders:
-        raise ValueError(f"Unknown dataset {name!r}. Expected one of {', '.join(map(repr, DATASETS))}.")
+    check_option(key, "the dataset name", DATASETS)
     if key == "mnist-sample":
         kwargs.pop("data_home", None)
         kwargs.pop("offline", None)
@@ -542,32 +543,46 @@ class SharedSplit:
     ``X`` is a floatX matrix, ``y`` an int32 vector, ``n`` the number of
     examples.  :meth:`minibatch` gives the *symbolic* rows of one minibatch,
     to use in ``pytensor.function(..., givens=...)`` or directly in a graph.
+    Made with ``batch_size``, ``X`` is stored as ``(n_batches, batch_size,
+    n_features)`` and ``y`` as ``(n_batches, batch_size)`` (see
+    :func:`shared_dataset`).  Taught in ``book/dataset.ipynb``.
     """
 
     X: object
     y: object
     n: int
+    batch_size: int | None = None
 
-    def n_batches(self, batch_size: int, *, drop_last: bool = True) -> int:
+    def n_batches(self, batch_size: int | None = None, *, drop_last: bool = True) -> int:
         """How many minibatches of ``batch_size`` one pass over the data has.
 
         With ``drop_last`` (the tutorials' ``n // batch_size``) a final,
         smaller batch is skipped; otherwise it is counted.
         """
-        batch_size = _check_batch_size(batch_size, self.n)
+        batch_size = self._batch_size(batch_size)
         return self.n // batch_size if drop_last else -(-self.n // batch_size)
 
-    def minibatch(self, index, batch_size: int):
+    def minibatch(self, index, batch_size: int | None = None):
         """``(X[index*bs:(index+1)*bs], y[index*bs:(index+1)*bs])``, symbolically.
 
         ``index`` is usually a symbolic integer scalar (``pt.lscalar()``):
         it is the only input of the compiled function, so each call moves one
-        integer from Python instead of a whole minibatch.
+        integer from Python instead of a whole minibatch.  Stored by
+        minibatch, the same rows are the block ``X[index]``.
         """
-        batch_size = _check_batch_size(batch_size, self.n)
+        batch_size = self._batch_size(batch_size)
+        if self.batch_size is not None:
+            return self.X[index], self.y[index]
         start = index * batch_size
         stop = (index + 1) * batch_size
         return self.X[start:stop], self.y[start:stop]
+
+    def _batch_size(self, batch_size) -> int:
+        if self.batch_size is not None and batch_size not in (None, self.batch_size):
+            raise InvalidParameterError(
+                f"This split is stored in minibatches of {self.batch_size}; got batch_size={batch_size}."
+            )
+        return _check_batch_size(self.batch_size if batch_size is None else batch_size, self.n)
 
 
 class SharedSplits(NamedTuple):
@@ -579,17 +594,13 @@ class SharedSplits(NamedTuple):
 
 
 def _check_batch_size(batch_size, n: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if batch_size > n:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the {n} examples of this split; "
-            f"use batch_size <= {n} so that there is at least one full minibatch."
-        )
-    return int(batch_size)
+    hint = f"A minibatch must fit in the {n} examples of this split."
+    return int(check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1, max_val=n, hint=hint))
 
 
-def shared_dataset(split, borrow: bool = True, name: str | None = None) -> SharedSplit:
+def shared_dataset(
+    split, borrow: bool = True, name: str | None = None, batch_size: int | None = None
+) -> SharedSplit:
     """Put ``(X, y)`` into PyTensor shared variables: X as floatX, y as int32.
 
     Why shared variables?  A compiled function that took the data as an
@@ -620,6 +631,12 @@ def shared_dataset(split, borrow: bool = True, name: str | None = None) -> Share
         afterwards would change the shared variable too.
     name : str, optional
         Prefix for the variables' names (shown in graphs and errors).
+    batch_size : int, optional
+        Store the data by minibatch: ``X`` as ``(n_batches, batch_size,
+        n_features)``, so that minibatch ``i`` is the block ``X[i]`` (the same
+        rows as the slice), with shapes fixed when compiling, as JAX needs.
+        The last ``n % batch_size`` examples are left out.  The trainer
+        stores its training set this way.
     """
     import pytensor
 
@@ -629,28 +646,35 @@ def shared_dataset(split, borrow: bool = True, name: str | None = None) -> Share
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
-        raise ValueError(f"shared_dataset expects X of shape (n, n_features), got shape {X.shape}.")
+        raise InvalidParameterError(
+            f"shared_dataset expects X of shape (n, n_features), got shape {X.shape}."
+        )
     if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(
+        raise InvalidParameterError(
             f"shared_dataset expects y of shape ({len(X)},) to match X's {len(X)} rows, got shape {y.shape}."
         )
     if y.dtype.kind not in "iu":
-        raise ValueError(
+        raise InvalidParameterError(
             f"shared_dataset expects integer labels, got dtype {y.dtype}. Convert with y.astype('int64') "
             "if the values are whole numbers."
         )
     if y.size and (y.min() < np.iinfo(np.int32).min or y.max() > np.iinfo(np.int32).max):
-        raise ValueError("Labels do not fit in int32.")
+        raise InvalidParameterError("Labels do not fit in int32.")
     prefix = f"{name}_" if name else ""
-    shared_X = pytensor.shared(np.asarray(X, dtype=pytensor.config.floatX), name=f"{prefix}X", borrow=borrow)
-    shared_y = pytensor.shared(y.astype(np.int32, copy=False), name=f"{prefix}y", borrow=borrow)
-    return SharedSplit(X=shared_X, y=shared_y, n=len(y))
+    X, y, shape = np.asarray(X, dtype=pytensor.config.floatX), y.astype(np.int32, copy=False), None
+    if batch_size is not None:
+        n = len(y) // _check_batch_size(batch_size, len(y)) * batch_size
+        X, y = X[:n].reshape(n // batch_size, batch_size, -1), y[:n].reshape(n // batch_size, batch_size)
+        shape = X.shape
+    shared_X = pytensor.shared(X, name=f"{prefix}X", borrow=borrow, shape=shape)
+    shared_y = pytensor.shared(y, name=f"{prefix}y", borrow=borrow, shape=None if shape is None else y.shape)
+    return SharedSplit(X=shared_X, y=shared_y, n=y.size, batch_size=batch_size)
 
 
 def shared_splits(splits, borrow: bool = True) -> SharedSplits:
     """:func:`shared_dataset` for each of ``(train, valid, test)``."""
     if len(splits) != 3:
-        raise ValueError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
+        raise InvalidParameterError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
     return SharedSplits(
         *(shared_dataset(s, borrow=borrow, name=part) for s, part in zip(splits, ("train", "valid", "test")))
     )

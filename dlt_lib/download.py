@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .files import atomic_file
+from .validation import InvalidParameterError
 
 __all__ = [
     "Resource",
@@ -199,7 +200,7 @@ def is_offline(offline: bool | None = None) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(
+    raise InvalidParameterError(
         f"DLT_OFFLINE={os.environ['DLT_OFFLINE']!r} is not understood. Expected 1/true/yes/on "
         "to stay offline or 0/false/no/off (or unset) to allow downloads."
     )
@@ -449,13 +450,13 @@ def download_from(
 ) -> tuple[Path, str]:
     """Like :func:`download`, but return ``(path, url_that_worked)``."""
     if md5 is None and size is None and sha256 is None:
-        raise ValueError(
+        raise InvalidParameterError(
             f"download({filename!r}) was given no md5, size or sha256. Pass at least one so that a "
             "corrupt or wrong file is not accepted."
         )
     urls = list(urls)
     if not urls:
-        raise ValueError(f"download({filename!r}) needs at least one URL; got an empty list.")
+        raise InvalidParameterError(f"download({filename!r}) needs at least one URL; got an empty list.")
     destination = cache_dir(data_home) / filename
     attempts = []
     for url in urls:

@@ -40,12 +40,13 @@ def describe_scalar(target_type=numbers.Real, min_val=None, max_val=None, includ
     """What :func:`check_scalar` accepts, in words: ``"an integer >= 1"``, ``"a number in (0, 1]"``."""
     kind = _TYPE_NAMES.get(target_type, f"a {getattr(target_type, '__name__', target_type)}")
     left, right = _BRACKETS[include_boundaries]
+    low, high = (v if v is None or isinstance(v, numbers.Integral) else f"{v:g}" for v in (min_val, max_val))
     if min_val is not None and max_val is not None:
-        return f"{kind} in {left}{min_val:g}, {max_val:g}{right}"
+        return f"{kind} in {left}{low}, {high}{right}"
     if min_val is not None:
-        return f"{kind} {'>=' if left == '[' else '>'} {min_val:g}"
+        return f"{kind} {'>=' if left == '[' else '>'} {low}"
     if max_val is not None:
-        return f"{kind} {'<=' if right == ']' else '<'} {max_val:g}"
+        return f"{kind} {'<=' if right == ']' else '<'} {high}"
     return kind
 
 

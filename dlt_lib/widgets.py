@@ -17,6 +17,7 @@ import numpy as np
 import pytensor
 
 from dlt_lib import updates as update_rules
+from dlt_lib.validation import check_option
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,7 @@ def trajectory(surface: str, optimizer: str, learning_rate: float, steps: int, s
     A path that leaves the plotted region by a factor of 1e6 is cut short
     there (the rule diverged at this learning rate).
     """
-    if surface not in SURFACES:
-        raise ValueError(f"Unknown surface {surface!r}; choose one of {sorted(SURFACES)}.")
+    check_option(surface, "surface", tuple(SURFACES))
     step, position, lr, state = _stepper(surface, optimizer.lower().replace("-", "_"))
     s = SURFACES[surface]
     position.set_value(np.array(s.start if start is None else start, dtype="float64"))

@@ -293,7 +293,9 @@ def test_load_dataset_names(monkeypatch):
     with pytest.warns(data.SampleFallbackWarning):
         assert data.load_dataset("MNIST", verbose=False).name == "mnist-sample"
     assert set(data.DATASETS) == {"mnist", "mnist-sample", "fashion-mnist"}
-    with pytest.raises(ValueError, match="Unknown dataset 'cifar'.*'mnist', 'mnist-sample', 'fashion-mnist'"):
+    with pytest.raises(
+        ValueError, match="dataset name must be one of 'mnist', 'mnist-sample', 'fashion-mnist'; got 'cifar'"
+    ):
         data.load_dataset("cifar")
 
 
@@ -369,10 +371,25 @@ def test_n_batches():
         shared.n_batches(4) == 2 and shared.n_batches(4, drop_last=False) == 3 and shared.n_batches(10) == 1
     )
     for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="positive integer"):
+        with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 10\]"):
             shared.n_batches(bad)
-    with pytest.raises(ValueError, match="larger than the 10 examples"):
+    with pytest.raises(ValueError, match="got 11. A minibatch must fit in the 10 examples"):
         shared.minibatch(0, 11)
+
+
+def test_shared_dataset_by_minibatch_gives_the_same_rows_as_the_slice():
+    split = _toy_split(n=10)
+    flat, blocks = data.shared_dataset(split), data.shared_dataset(split, batch_size=4)
+    assert blocks.X.type.shape == (2, 4, split[0].shape[1]) and blocks.y.type.shape == (2, 4)
+    assert (blocks.n, blocks.n_batches(), blocks.batch_size) == (8, 2, 4)  # the last 10 % 4 are left out
+    index = pt.lscalar("i")
+    both = pytensor.function([index], [*flat.minibatch(index, 4), *blocks.minibatch(index)])
+    for i in range(2):
+        Xf, yf, Xb, yb = both(i)
+        np.testing.assert_array_equal(Xf, Xb)
+        np.testing.assert_array_equal(yf, yb)
+    with pytest.raises(ValueError, match="stored in minibatches of 4; got batch_size=5"):
+        blocks.minibatch(0, 5)
 
 
 def test_shared_dataset_rejects_bad_input():

@@ -188,7 +188,7 @@ def test_clear_errors_for_wrong_shapes_and_labels(X, y, message):
 
 
 def test_constructor_and_parameter_errors():
-    with pytest.raises(ValueError, match="n_in must be a positive integer"):
+    with pytest.raises(ValueError, match="n_in must be an integer >= 1"):
         LogisticRegression(0, 10)
     with pytest.raises(ValueError, match="expects n_in=4"):
         LogisticRegression(4, 2, input=pt.matrix("x", shape=(None, 3)))

@@ -25,7 +25,7 @@ def test_state_is_reset_between_runs_and_divergence_is_cut_short():
     np.testing.assert_array_equal(first, again)  # Adam's moments and step counter start from zero each time
     diverged = widgets.trajectory("ravine", "sgd", 5.0, 300)  # |1 - 2*5| = 9 > 1: y explodes
     assert len(diverged) < 301
-    with pytest.raises(ValueError, match="Unknown surface"):
+    with pytest.raises(ValueError, match="surface must be one of"):
         widgets.trajectory("moon", "sgd", 0.1, 3)
 
 
