@@ -70,20 +70,53 @@ def _existing_file(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlt_lib import backend, updates
-
     parser = _Parser(
         prog="python -m dlt_lib",
         description="Train and evaluate the Deep Learning Tutorials' models with PyTensor.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults_help = argparse.ArgumentDefaultsHelpFormatter
+    _add_train_command(sub)
+    _add_evaluate_command(sub)
+    return parser
+
+
+_POSITIVE = {"min_val": 0, "include_boundaries": "neither"}
+#: The numeric flags of ``train``: type, default (None: the model's, from DEFAULTS) and help.
+TRAIN_NUMBERS = {
+    "--learning-rate": (_number(float, **_POSITIVE), None, "step size (0.13 logreg, 0.01 mlp)"),
+    "--batch-size": (_number(int, min_val=1), None, "minibatch size (600 logreg, 20 mlp)"),
+    "--n-epochs": (_number(int, min_val=1), 1000, "maximum number of passes over the training set"),
+    "--l1": (_number(float, min_val=0), None, "weight of the L1 penalty (0)"),
+    "--l2": (_number(float, min_val=0), None, "weight of the squared-L2 penalty (0 logreg, 1e-4 mlp)"),
+    "--n-hidden": (_number(int, min_val=1), 500, "hidden units of the MLP"),
+    "--patience": (
+        _number(int, min_val=1),
+        None,
+        "updates before stopping, at least (5000 logreg, 10000 mlp)",
+    ),
+    "--patience-increase": (
+        _number(float, min_val=1),
+        2.0,
+        "at a significant gain, wait until iteration x this",
+    ),
+    "--improvement-threshold": (
+        _number(float, min_val=0, max_val=1, include_boundaries="right"),
+        0.995,
+        "a validation error below best x this is a significant gain",
+    ),
+    "--seed": (_number(int, min_val=0, max_val=2**32 - 1), 1234, "seed of the MLP's weight initialisation"),
+}
+
+
+def _add_train_command(sub) -> None:
+    from dlt_lib import backend, updates
+
     tr = sub.add_parser(
         "train",
         help="train a model with minibatch SGD and early stopping",
         description="Train a model with minibatch updates and the tutorials' early stopping. "
         "Unset flags take the tutorials' published defaults for the chosen model.",
-        formatter_class=defaults_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     tr.add_argument("model", choices=("logreg", "mlp"), help="logistic regression or a one-hidden-layer MLP")
     tr.add_argument(
@@ -93,80 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="mnist: the full 50k/10k/10k set (download, cache, or the embedded sample when offline); "
         "mnist-sample: the 10,000 digits shipped with dlt_lib; fashion-mnist: Zalando's Fashion-MNIST",
     )
-    positive, non_negative = {"min_val": 0, "include_boundaries": "neither"}, {"min_val": 0}
-    numbers_ = [
-        ("--learning-rate", _number(float, **positive), None, "step size (default: 0.13 logreg, 0.01 mlp)"),
-        ("--batch-size", _number(int, min_val=1), None, "minibatch size (default: 600 logreg, 20 mlp)"),
-        ("--n-epochs", _number(int, min_val=1), 1000, "maximum number of passes over the training set"),
-        ("--l1", _number(float, **non_negative), None, "weight of the L1 penalty (default 0)"),
-        (
-            "--l2",
-            _number(float, **non_negative),
-            None,
-            "weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)",
-        ),
-        ("--n-hidden", _number(int, min_val=1), 500, "hidden units of the MLP"),
-        (
-            "--patience",
-            _number(int, min_val=1),
-            None,
-            "minimum number of minibatch updates before stopping (default: 5000 logreg, 10000 mlp)",
-        ),
-        (
-            "--patience-increase",
-            _number(float, min_val=1),
-            2.0,
-            "on a significant improvement, wait until iteration x this factor",
-        ),
-        (
-            "--improvement-threshold",
-            _number(float, min_val=0, max_val=1, include_boundaries="right"),
-            0.995,
-            "a validation error below best x this is a significant improvement",
-        ),
-        (
-            "--seed",
-            _number(int, min_val=0, max_val=2**32 - 1),
-            1234,
-            "seed of the MLP's weight initialisation",
-        ),
-    ]
-    for flag, kind, default, text in numbers_:
+    for flag, (kind, default, text) in TRAIN_NUMBERS.items():
         tr.add_argument(flag, type=kind, default=default, help=text)
+    tr.add_argument("--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule")
     tr.add_argument(
-        "--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule (dlt_lib.updates)"
+        "--mode", choices=backend.MODES, help="PyTensor mode ($DLT_MODE or C); JAX is the GPU path"
     )
-    tr.add_argument(
-        "--mode",
-        choices=backend.MODES,
-        default=None,
-        help="PyTensor mode (default: $DLT_MODE or C); JAX is the GPU path",
-    )
-    tr.add_argument(
-        "--output-dir",
-        type=_output_dir,
-        default=Path("runs/latest"),
-        help="where best.npz, learning_curves.png and summary.json are written",
-    )
+    tr.add_argument("--output-dir", type=_output_dir, default=Path("runs/latest"), help="where results go")
     tr.add_argument("--resume", action="store_true", help="continue the run saved in --output-dir")
     tr.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser(
-        "evaluate", help="report the error of a saved checkpoint", formatter_class=defaults_help
-    )
+
+def _add_evaluate_command(sub) -> None:
+    from dlt_lib import backend
+
+    ev = sub.add_parser("evaluate", help="report the error of a saved checkpoint")
     ev.add_argument(
-        "checkpoint", type=_existing_file, help="a .npz written by 'train' (e.g. runs/latest/best.npz)"
+        "checkpoint", type=_existing_file, help="a .npz written by 'train' (runs/latest/best.npz)"
     )
-    ev.add_argument(
-        "--dataset",
-        choices=DATASETS,
-        default=None,
-        help="data to evaluate on (default: the dataset the checkpoint was trained on)",
-    )
-    ev.add_argument("--mode", choices=backend.MODES, default=None, help="PyTensor mode")
+    ev.add_argument("--dataset", choices=DATASETS, help="data to evaluate on (default: the checkpoint's)")
+    ev.add_argument("--mode", choices=backend.MODES, help="PyTensor mode")
     ev.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
-    return parser
 
 
 def _load(name, offline):
@@ -177,38 +158,32 @@ def _load(name, offline):
 
 def cmd_train(args) -> int:
     from dlt_lib import backend, models, plot, training
+    from dlt_lib.files import write_atomically
 
-    settings = {
-        key: value if getattr(args, key) is None else getattr(args, key)
-        for key, value in DEFAULTS[args.model].items()
-    }
+    settings = {key: getattr(args, key) for key in DEFAULTS[args.model]}
+    settings = {key: DEFAULTS[args.model][key] if value is None else value for key, value in settings.items()}
     if args.mode:
         backend.set_mode(args.mode)
     print(backend.describe())
     splits = _load(args.dataset, args.offline)
-    n_in = splits[0][0].shape[1]
-    if args.model == "logreg":
-        model = models.LogisticRegression(n_in, 10)
-    else:
-        model = models.MLP(n_in, args.n_hidden, 10, seed=args.seed)
-    out = args.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "best.npz"
-    print(
-        f"Training {type(model).__name__} ({model.n_parameters:,} parameters) on {splits.source}: "
-        f"{settings}, optimizer {args.optimizer}"
+    n_in = splits.train.X.shape[1]
+    model = (
+        models.LogisticRegression(n_in, 10)
+        if args.model == "logreg"
+        else models.MLP(n_in, args.n_hidden, 10, seed=args.seed)
     )
-    started = time.perf_counter()
+    print(
+        f"Training {type(model).__name__} ({model.n_parameters:,} parameters): {settings}, optimizer {args.optimizer}"
+    )
+    started, out = time.perf_counter(), args.output_dir
+    checkpoint = out / "best.npz"
     stopper = training.EarlyStopping(settings["patience"], args.patience_increase, args.improvement_threshold)
     history = training.train(
         model,
         splits,
-        learning_rate=settings["learning_rate"],
-        batch_size=settings["batch_size"],
+        **{key: settings[key] for key in ("learning_rate", "batch_size", "l1", "l2")},
         n_epochs=args.n_epochs,
         optimizer=args.optimizer,
-        l1=settings["l1"],
-        l2=settings["l2"],
         early_stopping=stopper,
         progress=not args.quiet,
         checkpoint_path=checkpoint,
@@ -218,7 +193,16 @@ def cmd_train(args) -> int:
     print(history.summary())
     figure = plot.learning_curves(history, title=f"{type(model).__name__} on {args.dataset} ({history.mode})")
     plot.save_figure(figure, out / "learning_curves.png")
-    summary = {
+    summary = _summary(args, settings, model, splits, history, time.perf_counter() - started)
+    write_atomically(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"Wrote {checkpoint}, {out / 'learning_curves.png'} and {out / 'summary.json'}")
+    return 0
+
+
+def _summary(args, settings, model, splits, history, seconds) -> dict:
+    """What ``summary.json`` holds: the settings, the data, the results and the times of a run."""
+    best = history.best
+    return {
         "model": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
         "settings": {
@@ -233,18 +217,15 @@ def cmd_train(args) -> int:
         "mode": history.mode,
         "best_valid_error": history.best_valid_error,
         "test_error": history.test_error,
-        "best_iteration": history.best.iteration if history.best else None,
+        "best_iteration": best.iteration if best else None,
         "iterations": history.stopped_at + 1,
         "epochs": history.epochs,
         "stop_reason": history.stop_reason,
         "train_seconds": history.seconds,
         "compile_seconds": history.compile_seconds,
-        "total_seconds": time.perf_counter() - started,
-        "checkpoint": str(checkpoint),
+        "total_seconds": seconds,
+        "checkpoint": str(args.output_dir / "best.npz"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {checkpoint}, {out / 'learning_curves.png'} and {out / 'summary.json'}")
-    return 0
 
 
 def cmd_evaluate(args) -> int:

@@ -377,7 +377,12 @@ class _BadContent(Exception):
     """The server answered, but not with the file we want."""
 
 
-def download(
+def download(urls, filename: str, **kwargs) -> Path:
+    """:func:`download_from` (same arguments), returning only the path of the checked file."""
+    return download_from(urls, filename, **kwargs)[0]
+
+
+def download_from(
     urls,
     filename: str,
     *,
@@ -388,10 +393,8 @@ def download(
     timeout: float = DEFAULT_TIMEOUT,
     verbose: bool = True,
     hint: str = "",
-) -> Path:
-    """Download ``filename`` from the first of ``urls`` that serves a good copy.
-
-    (:func:`download_from` does the same and also says which URL worked.)
+) -> tuple[Path, str]:
+    """Download ``filename`` from the first of ``urls`` that serves a good copy; return ``(path, url)``.
 
     Parameters
     ----------
@@ -414,41 +417,14 @@ def download(
 
     Returns
     -------
-    pathlib.Path
-        The checked file, at ``cache_dir(data_home) / filename``.
+    (pathlib.Path, str)
+        The checked file, at ``cache_dir(data_home) / filename``, and the URL it came from.
 
     Raises
     ------
     DownloadError
         If no URL gave a good copy; it lists each URL and why it failed.
     """
-    path, _ = download_from(
-        urls,
-        filename,
-        md5=md5,
-        size=size,
-        sha256=sha256,
-        data_home=data_home,
-        timeout=timeout,
-        verbose=verbose,
-        hint=hint,
-    )
-    return path
-
-
-def download_from(
-    urls,
-    filename: str,
-    *,
-    md5: str | None,
-    size: int | None = None,
-    sha256: str | None = None,
-    data_home: str | os.PathLike | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    verbose: bool = True,
-    hint: str = "",
-) -> tuple[Path, str]:
-    """Like :func:`download`, but return ``(path, url_that_worked)``."""
     if md5 is None and size is None and sha256 is None:
         raise InvalidParameterError(
             f"download({filename!r}) was given no md5, size or sha256. Pass at least one so that a "

@@ -654,39 +654,44 @@ def show_weights(
     colormap = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
 
     if ax is not None or k > max_panels:
-        # Everything in one image.  The gaps are dark grey: white would look
-        # like weights of zero.
-        rows, cols = _tile_shape_for(k)
-        mosaic = _mosaic(images, (rows, cols), tile_spacing)
-        if ax is None:
-            side = min(5.6, max(2.5, mosaic.shape[1] / 50))  # the image's width, in inches
-            size = (side + 1.3, side * mosaic.shape[0] / mosaic.shape[1] + 0.45)
-            fig, ax = plt.subplots(figsize=size, layout="constrained")
-        else:
-            fig = _root_figure(ax)
-        shown = ax.imshow(
-            np.ma.masked_invalid(mosaic),
-            cmap=colormap.with_extremes(bad="#505050"),
-            norm=norm,
-            interpolation="nearest",
-        )
-        ax.set_axis_off()
-        fig.colorbar(shown, ax=ax, shrink=0.9, label="weight", aspect=30)
-        ax.set_title(title if title is not None else f"Weights of {k} units")
-        return fig
+        return _weights_in_one_image(images, ax, norm, colormap, tile_spacing, title)
+    return _weights_one_panel_each(images, fig, norm, colormap, ncols, class_names, title)
 
-    # One panel per column.  The panels are placed by hand, in inches, rather
-    # than by a layout engine: images of fixed aspect plus a shared colour bar
-    # make Matplotlib's constrained layout move a little at every draw, and a
-    # saved figure should not depend on how often it was drawn before.
+
+def _weights_in_one_image(images, ax, norm, colormap, tile_spacing, title):
+    """All the weight images tiled in one picture.  The gaps are dark grey: white would look like weights of zero."""
+    k = len(images)
+    mosaic = _mosaic(images, _tile_shape_for(k), tile_spacing)
+    if ax is None:
+        side = min(5.6, max(2.5, mosaic.shape[1] / 50))  # the image's width, in inches
+        size = (side + 1.3, side * mosaic.shape[0] / mosaic.shape[1] + 0.45)
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    else:
+        fig = _root_figure(ax)
+    masked = np.ma.masked_invalid(mosaic)
+    shown = ax.imshow(masked, cmap=colormap.with_extremes(bad="#505050"), norm=norm, interpolation="nearest")
+    ax.set_axis_off()
+    fig.colorbar(shown, ax=ax, shrink=0.9, label="weight", aspect=30)
+    ax.set_title(title if title is not None else f"Weights of {k} units")
+    return fig
+
+
+def _weights_one_panel_each(images, fig, norm, colormap, ncols, class_names, title):
+    """One labelled panel per weight image, and one colour bar.
+
+    The panels are placed by hand, in inches, rather than by a layout engine:
+    images of fixed aspect plus a shared colour bar make Matplotlib's
+    constrained layout move a little at every draw, and a saved figure should
+    not depend on how often it was drawn before.
+    """
+    k = len(images)
     ncols = max(1, min(int(ncols), k))
     nrows = math.ceil(k / ncols)
     margin, gap, label, heading = 0.08, 0.12, 0.28, 0.3  # inches
     colorbar_room = 0.25 + 0.14 + 0.7  # gap, bar, tick labels and "weight"
     if fig is None:
         panel = (BOOK_WIDTH - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols
-        height = heading + nrows * (label + panel) + (nrows - 1) * gap + margin
-        fig = plt.figure(figsize=(BOOK_WIDTH, height))
+        fig = plt.figure(figsize=(BOOK_WIDTH, heading + nrows * (label + panel) + (nrows - 1) * gap + margin))
     fig_w, fig_h = fig.bbox.width / fig.dpi, fig.bbox.height / fig.dpi
     panel = min(
         (fig_w - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols,
@@ -710,14 +715,8 @@ def show_weights(
     grid_height = nrows * (label + panel) + (nrows - 1) * gap - label
     colorbar_ax = fig.add_axes(rect(grid_right + 0.25, heading + label, 0.14, grid_height))
     fig.colorbar(shown, cax=colorbar_ax, label="weight")
-    fig.suptitle(
-        title if title is not None else "Weights of each class (red: for, blue: against)",
-        x=margin / fig_w,
-        y=1 - 0.08 / fig_h,
-        ha="left",
-        va="top",
-        fontsize=10.5,
-    )
+    title = title if title is not None else "Weights of each class (red: for, blue: against)"
+    fig.suptitle(title, x=margin / fig_w, y=1 - 0.08 / fig_h, ha="left", va="top", fontsize=10.5)
     return _root_figure(colorbar_ax)
 
 
@@ -779,6 +778,16 @@ def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
     return counts.reshape(n_classes, n_classes)
 
 
+def _write_cells(ax, image, counts, values, normalize) -> None:
+    """The count (or percentage) in each cell, grey for zero, black or white by the cell's brightness."""
+    n = len(counts)
+    fontsize = 8.5 if n <= 12 else max(5.0, 8.5 - 0.25 * (n - 12))
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.1f}" if normalize else f"{counts[i, j]:d}"
+        color = "#B0B0B0" if counts[i, j] == 0 else _text_color(image.cmap(image.norm(value)))
+        ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
+
+
 def _text_color(rgba) -> str:
     """Black on light cells, white on dark ones (by the cell colour's perceived brightness)."""
     r, g, b = rgba[:3]
@@ -830,23 +839,8 @@ def plot_confusion_matrix(
     cbar = fig.colorbar(image, ax=ax, shrink=0.8)
     cbar.set_label("% of the true class" if normalize else "number of examples")
 
-    # The numbers, if there is room for them.
-    if n <= 30:
-        fontsize = 8.5 if n <= 12 else max(5.0, 8.5 - 0.25 * (n - 12))
-        for i in range(n):
-            for j in range(n):
-                text = f"{values[i, j]:.1f}" if normalize else f"{counts[i, j]:d}"
-                zero = counts[i, j] == 0
-                ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    color="#B0B0B0" if zero else _text_color(image.cmap(image.norm(values[i, j]))),
-                )
-
+    if n <= 30:  # the numbers, if there is room for them
+        _write_cells(ax, image, counts, values, normalize)
     ax.set_xticks(range(n), names)
     ax.set_yticks(range(n), names)
     if names and max(len(name) for name in names) > 3:

@@ -46,6 +46,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
+from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
 from dlt_lib import backend, checkpoint, data
 from dlt_lib import updates as update_rules
@@ -392,48 +393,45 @@ def restore_training_state(path, model, runner, stopper, history):
     """Load a state saved by :func:`save_training_state` into the run; return ``(next_iteration, best_params)``.
 
     Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a state from another
-    model, optimizer, batch count or shuffle, before changing anything.
+    model, optimizer or number of minibatches, before changing anything.
     """
     source = training_state_path(path)
     arrays, meta = checkpoint.read_arrays(source)
     saved = History.from_dict(meta.get("history", {}))
-    _check_resumable(source, arrays, meta, saved, model, runner, history)
-    model.set_param_values({k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("param:")})
+    ours, state = checkpoint.model_metadata(model), _group(arrays, "state")
+    problems = [
+        (meta.get("format") != _STATE_FORMAT, "it was not written by this version of the trainer"),
+        (
+            (meta.get("model_class"), meta.get("parameters")) != (ours["model_class"], ours["parameters"]),
+            f"it was saved from a {meta.get('model_class')} with parameters {meta.get('parameters')}",
+        ),
+        (
+            [state[str(i)].shape for i in range(len(state))]
+            != [var.get_value(borrow=True).shape for var in runner.state_vars],
+            "its optimizer state does not fit this optimizer: resume with the same optimizer",
+        ),
+        (
+            saved.n_train_batches != history.n_train_batches,
+            f"it has {saved.n_train_batches} minibatches per epoch, this run {history.n_train_batches}: "
+            "use the same data and batch size",
+        ),
+    ]
+    for failed, problem in problems:
+        if failed:
+            raise checkpoint.CheckpointError(f"Cannot resume from {source}: {problem}.")
+    model.set_param_values(_group(arrays, "param"))
     for i, var in enumerate(runner.state_vars):
-        var.set_value(arrays[f"state:{i}"])
+        var.set_value(state[str(i)])
     for key, value in meta["stopper"].items():
         setattr(stopper, key, value)
     history.records, history.train_costs, history.seconds = saved.records, saved.train_costs, saved.seconds
     history.stopped_at = int(meta["next_iteration"]) - 1
-    best = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("best:")}
-    return int(meta["next_iteration"]), best
+    return int(meta["next_iteration"]), _group(arrays, "best")
 
 
-def _check_resumable(source, arrays, meta, saved, model, runner, history):
-    """Raise CheckpointError, before anything is changed, unless the state fits this run."""
-    state_shapes = [
-        arrays[k].shape for k in sorted((k for k in arrays if k.startswith("state:")), key=_number)
-    ]
-    problem = None
-    if meta.get("format") != _STATE_FORMAT:
-        problem = f"it is not a training state written by this version of dlt_lib ({meta.get('format')!r})"
-    elif {k: meta.get(k) for k in ("model_class", "parameters")} != {
-        k: v for k, v in checkpoint.model_metadata(model).items() if k != "hyperparameters"
-    }:
-        problem = f"it was saved from a {meta['model_class']} with parameters {meta['parameters']}"
-    elif state_shapes != [v.get_value(borrow=True).shape for v in runner.state_vars]:
-        problem = "its optimizer state does not fit this optimizer: resume with the same optimizer"
-    elif saved.n_train_batches != history.n_train_batches:
-        problem = (
-            f"it was written with {saved.n_train_batches} minibatches per epoch; this run has "
-            f"{history.n_train_batches}: use the same data and batch size"
-        )
-    if problem:
-        raise checkpoint.CheckpointError(f"Cannot resume from {source}: {problem}.")
-
-
-def _number(key: str) -> int:
-    return int(key.split(":", 1)[1])
+def _group(arrays: dict, prefix: str) -> dict:
+    """``{"W": ...}`` from ``{"prefix:W": ...}``: one of the groups of arrays a training state holds."""
+    return {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ":")}
 
 
 # ----------------------------------------------------------------------------
@@ -506,39 +504,27 @@ def train(
     check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
     if "training" in (checkpoint_metadata or {}):
         raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
-    stopper = copy.copy(early_stopping) if early_stopping is not None else EarlyStopping()
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
 
     t0 = time.perf_counter()
-    step = compile_updates(
-        model,
-        Xtr,
-        ytr,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        l1=l1,
-        l2=l2,
-        mode=mode_name,
-        **(optimizer_kwargs or {}),
-    )
+    settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
+    step = compile_updates(model, Xtr, ytr, mode=mode_name, **settings, **(optimizer_kwargs or {}))
     evaluate = _Evaluation(model, step.y, valid, test, mode_name)
-    history = History(
-        n_train_batches=step.n_batches,
-        validation_frequency=stopper.validation_frequency(step.n_batches),
-        mode=mode_name,
-        data_source=getattr(data, "source", "arrays passed by the caller"),
-        compile_seconds=time.perf_counter() - t0,
-    )
-    run = _Run(model, step, stopper, history, evaluate)
+    run = _Run(
+        model, step, copy.copy(early_stopping or EarlyStopping()), evaluate
+    )  # a copy: yours stays as it is
+    history, stopper = run.history, run.stopper
+    history.mode, history.compile_seconds = mode_name, time.perf_counter() - t0
+    history.data_source = getattr(data, "source", "arrays passed by the caller")
     if resume_from is not None:
         run.iteration, run.best_params = restore_training_state(resume_from, model, step, stopper, history)
     n_updates = n_epochs * step.n_batches
     history.stop_reason = f"reached n_epochs={n_epochs}"
-    with _progress_bar(progress, total=n_updates, initial=run.iteration) as bar:
+    with tqdm(total=n_updates, initial=run.iteration, unit="minibatch", disable=not progress) as bar:
         while run.iteration < n_updates:
+            first = run.iteration
             done = run.update_until(run.next_pause())  # the last update done
-            bar.update(done + 1 - bar.n)
+            bar.update(done + 1 - first)
             if (done + 1) % history.validation_frequency == 0:
                 record = run.validate(done)
                 bar.set_postfix(
@@ -576,9 +562,10 @@ class _Evaluation:
 class _Run:
     """The state of the loop in :func:`train`, and its named steps."""
 
-    def __init__(self, model, step, stopper, history, evaluate):
-        self.model, self.step, self.stopper = model, step, stopper
-        self.history, self.evaluate = history, evaluate
+    def __init__(self, model, step, stopper, evaluate):
+        self.model, self.step, self.stopper, self.evaluate = model, step, stopper, evaluate
+        frequency = stopper.validation_frequency(step.n_batches)
+        self.history = History(n_train_batches=step.n_batches, validation_frequency=frequency)
         self.iteration = 0  # the next update to run, counted from 0 over all epochs
         self.best_params = model.get_param_values()
         self.since_validation = []  # costs of the updates since the last validation
@@ -665,30 +652,3 @@ def _splits(data, model):
     for X, y in ((Xtr, ytr), (Xva, yva), (Xte, yte)):
         model.check_data(X, y)
     return (Xtr, ytr), (Xva, yva), (Xte, yte)
-
-
-class _NoBar:
-    n = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n):
-        self.n += n
-
-    def set_postfix(self, **kwargs):
-        pass
-
-
-def _progress_bar(enabled, total, initial=0):
-    """A tqdm bar (a widget in a notebook, text in a terminal), or one that draws nothing."""
-    if not enabled:
-        bar = _NoBar()
-        bar.n = initial
-        return bar
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="minibatch", smoothing=0.1)
