@@ -411,7 +411,7 @@ def download_from(
     timeout : float
         Seconds to wait for a connection or for the next block of data.
     verbose : bool
-        Print which URL is tried and show a progress bar for big files.
+        Show a progress bar while a big file downloads.
     hint : str
         An extra line for the error message (e.g. another way to get the data).
 
@@ -435,9 +435,7 @@ def download_from(
         raise InvalidParameterError(f"download({filename!r}) needs at least one URL; got an empty list.")
     destination = cache_dir(data_home) / filename
     attempts = []
-    for url in urls:
-        if verbose:
-            print(f"Downloading {Path(filename).name} from {url}")
+    for url in urls:  # quietly: the caller reports the outcome, or raises with every attempt
         try:
             # Only a checked copy is renamed to the real name (files.atomic_file).
             with atomic_file(destination, suffix=".part") as tmp:
@@ -455,8 +453,6 @@ def download_from(
             # ValueError: a malformed URL.  OSError covers URLError, HTTPError,
             # socket errors and timeouts.
             attempts.append(Attempt(url, _describe_error(exc), connection=_is_connection_error(exc)))
-        if verbose:
-            print(f"  failed: {attempts[-1].reason}")
     raise DownloadError(destination.name, destination.parent, md5, attempts, hint=hint)
 
 

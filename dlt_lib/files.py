@@ -22,30 +22,35 @@ __all__ = ["atomic_file", "write_atomically"]
 
 @contextlib.contextmanager
 def atomic_file(path, suffix: str = ".tmp"):
-    """Open a temporary file next to ``path`` for binary writing; on success it becomes ``path``.
+    """Write ``path`` through a temporary file that replaces it at the end.
 
-    ``handle.name`` is the temporary file's path, so the block can check what
-    it wrote (a download checks its checksum) and raise to discard it.  If the
-    block raises, the temporary file is removed and ``path`` is untouched.
-    The parent directory is created if needed, and the file gets the usual
-    permissions (``0o666`` less the umask; ``tempfile`` would make it private).
+    Yields a binary file open for writing; ``handle.name`` is its path, so
+    the block can check what it wrote (a download checks its checksum) and
+    raise to discard it.  If the block raises, the temporary file is
+    removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    # In the same directory: os.replace is atomic within one file system.
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent,
+        prefix=f".{path.name}.",
+        suffix=suffix,
+    )
     os.close(fd)
     try:
         with open(tmp, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # the bytes are on the disk
+        # mkstemp made the file private; give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # the old file, or the new one: never half
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # only still there if something failed
+            os.unlink(tmp)  # still there only if something failed
 
 
 def write_atomically(path, data: bytes) -> Path:

@@ -9,7 +9,8 @@ once, in pieces you can read separately:
     that is told each validation result and answers "new best?" and "stop?".
 :class:`MinibatchFeed`
     the training set as the compiled step sees it: minibatches in shared
-    variables (:func:`dlt_lib.data.shared_dataset`).
+    variables (:func:`dlt_lib.data.shared_dataset`), in the tutorials' fixed
+    order or shuffled each epoch, all of them or a chunk at a time.
 :func:`compile_updates`
     the training step: an update rule from :mod:`dlt_lib.updates` compiled
     over those minibatches, callable as ``runner(first_iteration, n)``.
@@ -45,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
@@ -77,14 +79,15 @@ class TrainingDiverged(FloatingPointError):
 # ----------------------------------------------------------------------------
 @dataclass
 class EarlyStopping:
-    """The tutorials' early-stopping rule.  Taught in ``book/early_stopping.ipynb``.
+    """The tutorials' early-stopping rule (book/early_stopping.ipynb).
 
     Iterations (minibatch updates) are counted from 0.  After iteration
-    ``it`` the validation error is measured when ``(it + 1) % validation_frequency == 0``.
-    A result below ``best * improvement_threshold`` is a *significant*
-    improvement and extends the patience to ``max(patience, it * patience_increase)``;
-    any result below ``best`` becomes the new best.  Training stops after the
-    first iteration ``it`` with ``patience <= it``.
+    ``it``, the validation error is measured when
+    ``(it + 1) % validation_frequency == 0``.  A result below
+    ``best * improvement_threshold`` is a *significant* improvement: it
+    extends the patience to ``max(patience, it * patience_increase)``.
+    Any result below ``best`` becomes the new best.  Training stops
+    after the first iteration ``it`` with ``patience <= it``.
     """
 
     patience: float = 5000
@@ -94,27 +97,30 @@ class EarlyStopping:
     best_iteration: int = -1
 
     def __post_init__(self):
-        check_scalar(self.patience, "patience", min_val=1, hint="It is a number of minibatch updates.")
-        check_scalar(self.patience_increase, "patience_increase", min_val=1, hint="It is a factor, e.g. 2.")
-        hint = "A new best must be below best * improvement_threshold to extend the patience; e.g. 0.995."
+        # Checked here, a bad value is a clear error, not a strange run.
+        check_scalar(self.patience, "patience", min_val=1)
+        check_scalar(self.patience_increase, "patience_increase", min_val=1)
         check_scalar(
             self.improvement_threshold,
             "improvement_threshold",
             min_val=0,
             max_val=1,
             include_boundaries="right",
-            hint=hint,
         )
 
     def validation_frequency(self, n_train_batches: int) -> int:
-        """``min(n_train_batches, patience // 2)``: validate at least twice before patience runs out."""
+        """Validate at least twice before the patience runs out."""
         return max(1, min(int(n_train_batches), int(self.patience // 2)))
 
     def update(self, iteration: int, validation_loss: float) -> bool:
-        """Record a validation result; return True when it is a new best."""
+        """Record a validation result; return True at a new best."""
         if validation_loss < self.best_loss:
-            if validation_loss < self.best_loss * self.improvement_threshold:
-                self.patience = max(self.patience, iteration * self.patience_increase)
+            significant = self.best_loss * self.improvement_threshold
+            if validation_loss < significant:
+                self.patience = max(
+                    self.patience,
+                    iteration * self.patience_increase,
+                )
             self.best_loss = float(validation_loss)
             self.best_iteration = int(iteration)
             return True
@@ -125,7 +131,7 @@ class EarlyStopping:
         return self.patience <= iteration
 
     def stop_iteration(self) -> int:
-        """The first iteration after which :meth:`should_stop` is true, given the patience now."""
+        """The first iteration at which :meth:`should_stop` is true."""
         return max(0, math.ceil(self.patience))
 
 
@@ -162,6 +168,7 @@ class History:
     compile_seconds: float = 0.0
     mode: str = ""
     data_source: str = ""
+    shuffle: int | None = None  # the seed of the per-epoch order; None: the tutorials' fixed order
 
     @property
     def best(self) -> ValidationRecord | None:
@@ -215,42 +222,114 @@ class MinibatchFeed:
     ``batch_size``, so that minibatch ``i`` is the block ``X[i]``: the same
     rows as the tutorials' slice ``X[i * batch_size:(i + 1) * batch_size]``,
     contiguous, and of a size known when compiling (JAX needs that).  The
-    last ``n % batch_size`` examples are left out, as in the tutorials.
-    Taught in ``book/dataset.ipynb`` (shared variables).
+    last ``n % batch_size`` examples of an epoch are left out, as in the
+    tutorials.
+
+    ``shuffle=None`` (the default) visits the examples in the same, stored
+    order every epoch, as the tutorials do; an integer seed gives each epoch
+    its own random order (the same for the same seed and epoch, so a resumed
+    run goes on exactly as it would have).
+
+    ``chunk_size=None`` keeps every minibatch in the shared variables; a
+    number keeps only a chunk of that many consecutive minibatches, and the
+    next chunk replaces it (``set_value``) when the updates reach it: the
+    tutorials' advice for data larger than the device's memory.
+    Taught in ``book/dataset.ipynb`` (shared variables) and ``book/backends.ipynb``.
     """
 
-    def __init__(self, X, y, batch_size, *, mode=None):
+    def __init__(self, X, y, batch_size, *, shuffle=None, chunk_size=None, mode=None):
         hint = f"A minibatch must fit in the {len(X)} training examples."
         check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1, max_val=len(X), hint=hint)
-        self.n_batches = len(X) // batch_size  # per epoch
-        self.chunk_size = self.n_batches  # minibatches held in the shared variables
-        self.shared = data.shared_dataset((X, y), batch_size=batch_size, name="train")
+        if shuffle is not None:
+            check_scalar(shuffle, "shuffle", numbers.Integral, min_val=0, hint="Pass a seed, or None.")
+        if chunk_size is not None:
+            check_scalar(chunk_size, "chunk_size", numbers.Integral, min_val=1, hint="It counts minibatches.")
+        self.X, self.y = np.asarray(X), np.asarray(y)
+        self.batch_size, self.shuffle, self.mode = int(batch_size), shuffle, mode
+        self.n_batches = len(X) // self.batch_size  # per epoch
+        self.chunk_size = min(chunk_size or self.n_batches, self.n_batches)  # minibatches held at a time
+        n = self.chunk_size * self.batch_size
+        if shuffle is None and self.chunk_size == self.n_batches:
+            first = (X[:n], y[:n])  # stored once, never changed
+        else:  # buffers of our own, refilled in place: the caller's arrays are never written to
+            self._buffers = (np.empty((n, np.shape(X)[1]), pytensor.config.floatX), np.empty(n, "int32"))
+            first = self._fill(0, 0)
+        self.shared = data.shared_dataset(first, batch_size=self.batch_size, name="train")
         backend.place_on_device([self.shared.X, self.shared.y], mode)
+        self._loaded = (0, 0)  # (epoch, chunk) in the shared variables
 
     def minibatch(self, index):
         """The symbolic ``(X, y)`` of minibatch ``index`` of the chunk in memory."""
         return self.shared.minibatch(index)
 
     def load(self, iteration: int) -> int:
-        """Make sure update ``iteration``'s minibatch is in the shared variables; return its index there."""
-        return iteration % self.n_batches
+        """Put the chunk holding update ``iteration``'s minibatch in the shared variables; return its index there."""
+        epoch, batch = divmod(iteration, self.n_batches)
+        chunk, index = divmod(batch, self.chunk_size)
+        key = (epoch if self.shuffle is not None else 0, chunk)
+        if key != self._loaded:
+            X, y = self._fill(*key)
+            shape = self.shared.X.type.shape
+            self.shared.X.set_value(X.reshape(shape), borrow=True)
+            self.shared.y.set_value(y.reshape(shape[:2]), borrow=True)
+            backend.place_on_device([self.shared.X, self.shared.y], self.mode)
+            self._loaded = key
+        return index
 
     def chunk_end(self, iteration: int) -> int:
         """The last update of the chunk that update ``iteration`` belongs to."""
-        return (iteration // self.n_batches + 1) * self.n_batches - 1
+        epoch, batch = divmod(iteration, self.n_batches)
+        last = min((batch // self.chunk_size + 1) * self.chunk_size, self.n_batches) - 1
+        return epoch * self.n_batches + last
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The examples in the order epoch ``epoch`` (from 0) visits them."""
+        if self.shuffle is None:
+            return np.arange(len(self.X))
+        if getattr(self, "_order", (None,))[0] != epoch:  # one permutation per epoch, not per chunk
+            self._order = (epoch, np.random.default_rng([self.shuffle, epoch]).permutation(len(self.X)))
+        return self._order[1]
+
+    def _fill(self, epoch, chunk):
+        """The buffers, holding chunk ``chunk`` of epoch ``epoch`` (a short last chunk leaves stale rows)."""
+        start = chunk * self.chunk_size * self.batch_size
+        stop = min(start + self.chunk_size * self.batch_size, self.n_batches * self.batch_size)
+        X, y = self._buffers
+        if self.shuffle is None:  # a slice: a plain copy
+            X[: stop - start], y[: stop - start] = self.X[start:stop], self.y[start:stop]
+        else:
+            rows = self.order(epoch)[start:stop]
+            if self.X.dtype == X.dtype:  # straight into the buffer, without a temporary copy
+                np.take(self.X, rows, axis=0, out=X[: len(rows)], mode="clip")
+            else:
+                X[: len(rows)] = self.X[rows]
+            y[: len(rows)] = self.y[rows]
+        return X, y
 
 
 # ----------------------------------------------------------------------------
 # The training step
 # ----------------------------------------------------------------------------
 def training_cost(model, y, l1=0.0, l2=0.0):
-    """``NLL + l1 * L1 + l2 * L2_sqr``: the regularised loss of the tutorials.  Taught in ``book/regularization.ipynb``."""
+    """``NLL + l1 * L1 + l2 * L2_sqr``: the regularised loss of the tutorials.
+
+    ``l1`` and ``l2`` are numbers (a penalty of 0 is left out) or symbolic
+    scalars such as shared variables.  Taught in ``book/regularization.ipynb``.
+    """
     cost = model.negative_log_likelihood(y)
-    if l1:
-        cost = cost + np.asarray(l1, dtype=pytensor.config.floatX) * model.L1
-    if l2:
-        cost = cost + np.asarray(l2, dtype=pytensor.config.floatX) * model.L2_sqr
+    for weight, penalty in ((l1, model.L1), (l2, model.L2_sqr)):
+        if isinstance(weight, Variable):
+            cost = cost + pt.cast(weight, pytensor.config.floatX) * penalty
+        elif weight:
+            cost = cost + np.asarray(weight, dtype=pytensor.config.floatX) * penalty
     return cost
+
+
+def _shared_scalar(value, name):
+    """A number as a floatX shared scalar: a step compiled with it serves every value (no new C module)."""
+    if isinstance(value, Variable) or not value:
+        return value
+    return pytensor.shared(np.asarray(value, dtype=pytensor.config.floatX), name=name)
 
 
 class UpdateRunner:
@@ -339,6 +418,8 @@ def compile_updates(
     l2=0.0,
     mode=None,
     use_scan=None,
+    shuffle=None,
+    chunk_size=None,
     **optimizer_kwargs,
 ) -> UpdateRunner:
     """Compile the trainer's minibatch updates on ``(X, y)``, without the early-stopping loop.
@@ -346,14 +427,22 @@ def compile_updates(
     For timing and experiments: ``runner.epoch()`` runs one epoch of updates
     exactly as :func:`train` does.  The arguments are :func:`train`'s;
     ``optimizer`` is a rule's name or any function ``(cost, params,
-    learning_rate, **optimizer_kwargs) -> updates``.  Taught in ``book/backends.ipynb``.
+    learning_rate, **optimizer_kwargs) -> updates``.  A number given as the
+    learning rate, ``l1`` or ``l2`` is kept in a shared scalar, so that a run
+    with other values (a hyper-parameter search) reuses the compiled step; to
+    change another hyper-parameter (``momentum``) without compiling, pass a
+    shared variable.  Taught in ``book/backends.ipynb``.
     """
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
+    update_rules.check_learning_rate(learning_rate)
     for name, value in (("l1", l1), ("l2", l2)):
-        check_scalar(value, name, min_val=0, hint="It is the weight of a penalty; 0 turns it off.")
+        if not isinstance(value, Variable):
+            check_scalar(value, name, min_val=0, hint="It is the weight of a penalty; 0 turns it off.")
     model.check_data(X, y)
+    # Numbers become shared scalars, so that the next run with other values reuses the compiled step.
+    learning_rate, l1, l2 = (_shared_scalar(v, n) for v, n in ((learning_rate, "lr"), (l1, "l1"), (l2, "l2")))
     rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-    feed = MinibatchFeed(X, y, batch_size, mode=mode_name)
+    feed = MinibatchFeed(X, y, batch_size, shuffle=shuffle, chunk_size=chunk_size, mode=mode_name)
     labels = pt.ivector("y")
     cost = training_cost(model, labels, l1, l2)
     updates = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
@@ -411,9 +500,9 @@ def restore_training_state(path, model, runner, stopper, history):
             "its optimizer state does not fit this optimizer: resume with the same optimizer",
         ),
         (
-            saved.n_train_batches != history.n_train_batches,
-            f"it has {saved.n_train_batches} minibatches per epoch, this run {history.n_train_batches}: "
-            "use the same data and batch size",
+            (saved.n_train_batches, saved.shuffle) != (history.n_train_batches, history.shuffle),
+            f"it has {saved.n_train_batches} minibatches per epoch and shuffle={saved.shuffle}, this run "
+            f"{history.n_train_batches} and shuffle={history.shuffle}: use the same data, batch size and shuffle",
         ),
     ]
     for failed, problem in problems:
@@ -449,12 +538,15 @@ def train(
     l1: float = 0.0,
     l2: float = 0.0,
     early_stopping: EarlyStopping | None = None,
+    shuffle: int | None = None,
+    chunk_size: int | None = None,
     mode: str | None = None,
     progress: bool = True,
     checkpoint_path=None,
     resume_from=None,
     checkpoint_metadata: dict | None = None,
     restore_best: bool = True,
+    on_validation=None,
 ) -> History:
     """Train ``model`` with minibatch updates and the tutorials' early stopping.
 
@@ -479,6 +571,15 @@ def train(
     early_stopping : EarlyStopping, optional
         The patience rule; default ``EarlyStopping()`` (patience 5000, increase 2,
         threshold 0.995, as ``logistic_sgd.py``).  ``train`` works on a copy.
+    shuffle : int, optional
+        ``None`` (the default): every epoch visits the examples in the same,
+        stored order, as the tutorials do (a run on the full data retraces
+        theirs).  A seed: a new random order each epoch, the same for the
+        same seed.
+    chunk_size : int, optional
+        Keep only this many minibatches in shared variables at a time, for
+        data larger than the device's memory (see :class:`MinibatchFeed`);
+        default all of them.  The updates are the same either way.
     mode : "C", "NUMBA" or "JAX"; default: :func:`dlt_lib.backend.mode_name`.
     progress : show a progress bar (terminal or notebook).
     checkpoint_path : str or Path, optional
@@ -491,6 +592,14 @@ def train(
         trainer adds its results there under ``"training"``).
     restore_best : bool
         Put the best parameters back into the model at the end (the tutorials do).
+    on_validation : callable, optional
+        Called as ``on_validation(record)`` with each :class:`ValidationRecord`,
+        after that validation's checkpoints are written (a hyper-parameter
+        search reports it to its pruner here).  Return ``True`` to stop
+        training there: ``history.stop_reason`` says so.  An exception it
+        raises (``optuna.TrialPruned``, say) ends the run: the progress bar
+        is closed, the exception propagates, and the checkpoints of that
+        validation are on disk to resume from.
 
     Returns
     -------
@@ -508,13 +617,14 @@ def train(
 
     t0 = time.perf_counter()
     settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
+    settings.update(shuffle=shuffle, chunk_size=chunk_size)
     step = compile_updates(model, Xtr, ytr, mode=mode_name, **settings, **(optimizer_kwargs or {}))
     evaluate = _Evaluation(model, step.y, valid, test, mode_name)
     run = _Run(
         model, step, copy.copy(early_stopping or EarlyStopping()), evaluate
     )  # a copy: yours stays as it is
     history, stopper = run.history, run.stopper
-    history.mode, history.compile_seconds = mode_name, time.perf_counter() - t0
+    history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
     history.data_source = getattr(data, "source", "arrays passed by the caller")
     if resume_from is not None:
         run.iteration, run.best_params = restore_training_state(resume_from, model, step, stopper, history)
@@ -532,6 +642,9 @@ def train(
                 )
                 if checkpoint_path is not None:
                     run.save(checkpoint_path, checkpoint_metadata or {}, record.is_best)
+                if on_validation is not None and on_validation(record) is True:
+                    history.stop_reason = f"on_validation asked to stop at iteration {done}"
+                    break
             if stopper.should_stop(done):
                 history.stop_reason = f"patience ran out (patience {stopper.patience:g} <= iteration {done})"
                 break

@@ -42,9 +42,10 @@ one per parameter, made by :func:`zeros_like_param` and named after the
 parameter (``W_velocity``).  Their dtype is the parameter's: a ``float32``
 model stays ``float32`` (what a GPU wants), a ``float64`` one ``float64``.
 
-The learning rate may be a number or a symbolic scalar: a shared variable
-(change it with ``set_value`` between calls) or a schedule of
-:func:`step_counter` (:func:`exponential_decay`, :func:`step_decay`).  A rule
+The learning rate (and every other hyper-parameter) may be a number or a
+symbolic scalar: a shared variable (change it with ``set_value`` between
+calls: no new compilation) or a schedule of :func:`step_counter`
+(:func:`exponential_decay`, :func:`step_decay`).  A rule
 whose learning rate depends on a step counter also advances that counter by
 one per update, so a schedule needs no extra bookkeeping.
 
@@ -81,6 +82,7 @@ __all__ = [
     "adam",
     "apply_momentum",
     "apply_nesterov_momentum",
+    "check_learning_rate",
     "exponential_decay",
     "get_optimizer",
     "get_or_compute_grads",
@@ -189,27 +191,37 @@ def _cast(value, dtype: str) -> Variable:
 # by the arithmetic, it gives NaNs a thousand steps later.
 
 
-def _check_learning_rate(learning_rate) -> None:
-    if isinstance(learning_rate, Variable):
-        if learning_rate.ndim != 0:
+def _check_hyperparameter(value, name, hint="", **bounds) -> None:
+    """A number within ``bounds`` (see :func:`~dlt_lib.validation.check_scalar`), or a symbolic scalar.
+
+    A symbolic value (a shared variable, a schedule) is taken as it is: it
+    can change between calls, and a new value needs no new compilation.
+    """
+    if isinstance(value, Variable):
+        if value.ndim != 0:
             raise InvalidParameterError(
-                f"A symbolic learning_rate must be a scalar (0-d); got a {learning_rate.ndim}-d expression. "
+                f"A symbolic {name} must be a scalar (0-d); got a {value.ndim}-d expression. "
                 "Use a scalar shared variable or a schedule such as exponential_decay(...)."
             )
         return
+    check_scalar(value, name, hint=hint, **bounds)
+
+
+def check_learning_rate(learning_rate) -> None:
+    """Raise :class:`~dlt_lib.validation.InvalidParameterError` unless ``learning_rate`` is > 0 or a symbolic scalar."""
     hint = "Typical values are 0.01-0.1 for sgd/momentum and 0.001 for adam (or pass a symbolic scalar)."
-    check_scalar(learning_rate, "learning_rate", min_val=0, include_boundaries="neither", hint=hint)
+    _check_hyperparameter(learning_rate, "learning_rate", hint, min_val=0, include_boundaries="neither")
 
 
 def _check_decay(name: str, value, default: float, closed_at_zero=False) -> None:
     hint = f"It is the fraction of the running average kept at each step; use e.g. {name}={default}."
     bounds = "left" if closed_at_zero else "neither"
-    check_scalar(value, name, min_val=0, max_val=1, include_boundaries=bounds, hint=hint)
+    _check_hyperparameter(value, name, hint, min_val=0, max_val=1, include_boundaries=bounds)
 
 
 def _check_epsilon(epsilon) -> None:
     hint = "It keeps the division finite where a gradient is zero (0/0 is NaN); use e.g. 1e-6."
-    check_scalar(epsilon, "epsilon", min_val=0, include_boundaries="neither", hint=hint)
+    _check_hyperparameter(epsilon, "epsilon", hint, min_val=0, include_boundaries="neither")
 
 
 # --------------------------------------------------------------------------
@@ -242,7 +254,7 @@ def sgd(loss_or_grads, params, learning_rate) -> Updates:
     Robbins & Monro (1951), "A stochastic approximation method", Ann. Math. Stat. 22.
     Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)
     grads = get_or_compute_grads(loss_or_grads, params)
     updates = _advance_step_counters(learning_rate)
     for param, grad in zip(params, grads):
@@ -281,16 +293,18 @@ def apply_momentum(updates, params=None, momentum=0.9) -> Updates:
     methods", USSR Comp. Math. and Math. Physics 4(5).
     Taught in ``book/gradient_descent.ipynb``.
     """
-    updates, params, mu = _momentum_arguments(updates, params, momentum)
+    updates, params = _momentum_arguments(updates, params, momentum)
     for param in params:
+        mu = _cast(momentum, param.dtype)
+        step = updates[param] - param  # what the rule alone would do
         velocity = zeros_like_param(param, "velocity")
-        updates[velocity] = _cast(mu, param.dtype) * velocity + (updates[param] - param)
+        updates[velocity] = mu * velocity + step
         updates[param] = param + updates[velocity]
     return updates
 
 
 def apply_nesterov_momentum(updates, params=None, momentum=0.9) -> Updates:
-    """Add Nesterov momentum to the steps of any rule, in the form of Sutskever et al. (2013).
+    """Add Nesterov momentum to the steps of any rule (Sutskever et al., 2013).
 
     With ``step = updates[p] - p``: ``v <- momentum * v + step``;
     ``p <- p + step + momentum * v`` (with the new ``v``).
@@ -308,18 +322,19 @@ def apply_nesterov_momentum(updates, params=None, momentum=0.9) -> Updates:
     initialization and momentum in deep learning", ICML.
     Taught in ``book/gradient_descent.ipynb``.
     """
-    updates, params, mu = _momentum_arguments(updates, params, momentum)
+    updates, params = _momentum_arguments(updates, params, momentum)
     for param in params:
+        mu = _cast(momentum, param.dtype)
+        step = updates[param] - param  # what the rule alone would do
         velocity = zeros_like_param(param, "velocity")
-        step = updates[param] - param
-        updates[velocity] = _cast(mu, param.dtype) * velocity + step
-        updates[param] = param + step + _cast(mu, param.dtype) * updates[velocity]
+        updates[velocity] = mu * velocity + step
+        updates[param] = param + step + mu * updates[velocity]
     return updates
 
 
 def _momentum_arguments(updates, params, momentum):
     hint = "It is the fraction of the previous step kept; use e.g. momentum=0.9 (0 is plain SGD)."
-    check_scalar(momentum, "momentum", min_val=0, max_val=1, include_boundaries="left", hint=hint)
+    _check_hyperparameter(momentum, "momentum", hint, min_val=0, max_val=1, include_boundaries="left")
     updates = OrderedDict(updates)
     if params is None:
         params = [var for var in updates if not _is_step_counter(var)]
@@ -328,11 +343,11 @@ def _momentum_arguments(updates, params, momentum):
         raise InvalidParameterError(
             f"updates has no update for {', '.join(missing)}: pass the rule's params."
         )
-    return updates, list(params), momentum
+    return updates, list(params)
 
 
 def momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
-    """SGD with Polyak momentum: ``apply_momentum(sgd(...), params, momentum)``.
+    """SGD with Polyak momentum: ``apply_momentum(sgd(...))``.
 
     Parameters
     ----------
@@ -345,29 +360,33 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
 
     References
     ----------
-    Polyak (1964); see :func:`apply_momentum`.  Taught in ``book/gradient_descent.ipynb``.
-    """
-    return apply_momentum(sgd(loss_or_grads, params, learning_rate), params, momentum)
-
-
-def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9) -> Updates:
-    """SGD with Nesterov momentum: ``apply_nesterov_momentum(sgd(...), params, momentum)``.
-
-    Parameters
-    ----------
-    loss_or_grads, params, learning_rate : as :func:`sgd`.
-    momentum : float in [0, 1)
-
-    Returns
-    -------
-    OrderedDict of the parameters' and velocities' updates.
-
-    References
-    ----------
-    Sutskever et al. (2013); Nesterov (1983); see :func:`apply_nesterov_momentum`.
+    Polyak (1964); see :func:`apply_momentum`.
     Taught in ``book/gradient_descent.ipynb``.
     """
-    return apply_nesterov_momentum(sgd(loss_or_grads, params, learning_rate), params, momentum)
+    updates = sgd(loss_or_grads, params, learning_rate)
+    return apply_momentum(updates, params, momentum)
+
+
+def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9):
+    """SGD with Nesterov momentum: ``apply_nesterov_momentum(sgd(...))``.
+
+    Parameters
+    ----------
+    loss_or_grads, params, learning_rate : as :func:`sgd`.
+    momentum : float in [0, 1)
+
+    Returns
+    -------
+    OrderedDict of the parameters' and velocities' updates.
+
+    References
+    ----------
+    Sutskever et al. (2013); Nesterov (1983): see
+    :func:`apply_nesterov_momentum`.
+    Taught in ``book/gradient_descent.ipynb``.
+    """
+    updates = sgd(loss_or_grads, params, learning_rate)
+    return apply_nesterov_momentum(updates, params, momentum)
 
 
 def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6) -> Updates:
@@ -394,7 +413,7 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6) -> Updates:
     Duchi, Hazan & Singer (2011), "Adaptive subgradient methods for online
     learning and stochastic optimization", JMLR 12.  Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)
     _check_epsilon(epsilon)
     updates, steps = OrderedDict(), []
     for param, grad in zip(params, get_or_compute_grads(loss_or_grads, params)):
@@ -428,7 +447,7 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6) -> 
     Tieleman & Hinton (2012), Coursera "Neural Networks for Machine Learning",
     lecture 6.5.  Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)
     _check_decay("rho", rho, 0.9)
     _check_epsilon(epsilon)
     updates, steps = OrderedDict(), []
@@ -463,7 +482,7 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6) -
     Zeiler (2012), "ADADELTA: An adaptive learning rate method",
     arXiv:1212.5701, Algorithm 1.  Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)
     _check_decay("rho", rho, 0.95)
     _check_epsilon(epsilon)
     updates, steps = OrderedDict(), []
@@ -506,7 +525,7 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
     Kingma & Ba (2015), "Adam: A method for stochastic optimization", ICLR.
     Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)
     _check_decay("beta1", beta1, 0.9, closed_at_zero=True)
     _check_decay("beta2", beta2, 0.999, closed_at_zero=True)
     _check_epsilon(epsilon)
@@ -596,7 +615,7 @@ def exponential_decay(initial, decay_rate, step, decay_steps=1) -> Variable:
     100 steps.  Returns a floatX scalar expression of ``step``.
     Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(initial)
+    check_learning_rate(initial)
     _check_factor("decay_rate", decay_rate, 0.96)
     _check_steps("decay_steps", decay_steps, 100)
     floatx = pytensor.config.floatX
@@ -610,7 +629,7 @@ def step_decay(initial, drop, step, every) -> Variable:
     The "divide by 10 at fixed epochs" schedule of many classic papers.
     Returns a floatX scalar expression of ``step``.  Taught in ``book/gradient_descent.ipynb``.
     """
-    _check_learning_rate(initial)
+    check_learning_rate(initial)
     _check_factor("drop", drop, 0.1)
     _check_steps("every", every, 1000)
     floatx = pytensor.config.floatX

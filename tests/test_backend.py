@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import require
 
 from dlt_lib import backend  # first: it configures PyTensor (float32, OpenBLAS) before PyTensor loads
 
@@ -166,14 +166,11 @@ def test_describe(restore_mode):
 @pytest.fixture
 def openblas():
     flags = backend.find_blas_ldflags()
-    if not flags:
-        message = (
-            "no libopenblas.so found: install Debian's libopenblas-dev (make system-deps); "
-            "without it mode C uses PyTensor's slow NumPy C-API fallback"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(
+        bool(flags),
+        "no libopenblas.so found: install Debian's libopenblas-dev (make system-deps); "
+        "without it mode C uses PyTensor's slow NumPy C-API fallback",
+    )
     return flags
 
 

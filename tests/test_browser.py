@@ -23,8 +23,9 @@ import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
+import book_toc
 import pytest
-import yaml
+from support import skip_or_fail_in_ci
 
 pytestmark = pytest.mark.browser
 
@@ -45,16 +46,8 @@ CHROMIUM_FLAGS = [
 REPO = "dlt-book/deep-learning-tutorials"
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (the browser tests must run in CI)")
-    pytest.skip(reason)
-
-
 def chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
-    return files
+    return book_toc.entries()
 
 
 def notebook_chapters() -> list[str]:
@@ -69,7 +62,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site():
     if not (HTML / "index.html").exists():
-        _unavailable(f"no built book at {HTML}: run `make book` first")
+        skip_or_fail_in_ci(f"no built book at {HTML}: run `make book` first")
     handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -82,11 +75,11 @@ def site():
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+        skip_or_fail_in_ci(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
+        skip_or_fail_in_ci("playwright is not installed (pip install playwright)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser

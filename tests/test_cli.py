@@ -56,7 +56,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "LogisticRegression" and summary["epochs"] == 3
     assert summary["settings"]["learning_rate"] == 0.13 and summary["settings"]["batch_size"] == 100
-    assert "embedded sample" in summary["data_source"] and summary["mode"] in ("C", "NUMBA", "JAX")
+    assert "10,000-digit sample" in summary["data_source"] and summary["mode"] in ("C", "NUMBA", "JAX")
     assert 0 < summary["test_error"] < 0.3  # three epochs of logistic regression already beat chance by far
     assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     capsys.readouterr()

@@ -8,6 +8,7 @@ import pytensor.tensor as pt
 import pytest
 
 from dlt_lib import training
+from dlt_lib.checkpoint import CheckpointError
 from dlt_lib.models import MLP, LogisticRegression
 from dlt_lib.training import EarlyStopping, TrainingDiverged, train
 from dlt_lib.validation import InvalidParameterError
@@ -288,3 +289,110 @@ def test_resume_refuses_a_state_from_another_run(tmp_path):
         run(n_epochs=3, optimizer="momentum", batch_size=40, resume_from=ckpt)
     with pytest.raises(CheckpointError, match="saved from a LogisticRegression"):
         run(MLP(12, 4, 3), n_epochs=3, optimizer="momentum", resume_from=ckpt)
+
+
+# ----------------------------------------------------------------------------
+# Shuffling, chunks, and a hook at each validation
+# ----------------------------------------------------------------------------
+def _loaded_minibatches(feed, iterations):
+    """The rows of X the step reads at each of ``iterations``, through the feed's shared variables."""
+    index = pt.lscalar("i")
+    read = pytensor.function([index], feed.minibatch(index)[0])
+    return [read(feed.load(it)) for it in iterations]
+
+
+def test_fixed_order_is_the_default_and_a_seed_shuffles_each_epoch():
+    (X, y), _, _ = DATA
+    fixed = training.MinibatchFeed(X, y, 20)
+    np.testing.assert_array_equal(_loaded_minibatches(fixed, [3, 23])[1], X[60:80])  # epoch 2, minibatch 3
+    feed = training.MinibatchFeed(X, y, 20, shuffle=7)
+    first, second = feed.order(0), feed.order(1)
+    assert sorted(first) == list(range(400)) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(training.MinibatchFeed(X, y, 20, shuffle=7).order(1), second)  # seeded
+    epoch_two = np.concatenate(_loaded_minibatches(feed, range(20, 40)))
+    np.testing.assert_array_equal(epoch_two, X[second])
+    assert not np.array_equal(epoch_two, X)
+
+
+def test_shuffled_runs_repeat_and_resume_exactly(tmp_path):
+    _, fixed = run(n_epochs=4, patience=10_000)
+    _, shuffled = run(n_epochs=4, patience=10_000, shuffle=3)
+    _, again = run(n_epochs=4, patience=10_000, shuffle=3)
+    assert shuffled.train_costs == again.train_costs and shuffled.shuffle == 3
+    assert shuffled.train_costs[:20] != fixed.train_costs[:20]
+    ckpt = tmp_path / "best.npz"
+    run(n_epochs=2, patience=10_000, shuffle=3, checkpoint_path=ckpt)
+    _, resumed = run(n_epochs=4, patience=10_000, shuffle=3, resume_from=ckpt)
+    assert resumed.train_costs == pytest.approx(shuffled.train_costs, rel=1e-6)
+    with pytest.raises(CheckpointError, match="shuffle=3"):
+        run(n_epochs=4, patience=10_000, resume_from=ckpt)
+
+
+@pytest.mark.parametrize("use_scan", [False, True])
+def test_chunks_in_shared_memory_give_the_same_updates(use_scan):
+    (X, y), _, _ = DATA
+    results = []
+    for chunk_size in (None, 3):
+        model = LogisticRegression(12, 3)
+        runner = training.compile_updates(
+            model, X, y, batch_size=20, learning_rate=0.1, chunk_size=chunk_size, use_scan=use_scan, shuffle=5
+        )
+        assert runner.feed.shared.X.get_value().shape[0] == (chunk_size or 20)  # what the device holds
+        results.append((np.concatenate([runner(0, 7), runner(7, 33)]), model.W.get_value()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
+    _, whole = run(n_epochs=3)
+    _, chunked = run(n_epochs=3, chunk_size=6)  # 20 minibatches: chunks of 6, 6, 6 and 2
+    assert chunked.train_costs == pytest.approx(whole.train_costs, rel=1e-6)
+
+
+def test_on_validation_sees_each_record_and_can_stop_the_run():
+    seen = []
+
+    def stop_at_the_third(record):
+        seen.append(record)
+        return len(seen) == 3
+
+    _, history = run(n_epochs=30, patience=10_000, on_validation=stop_at_the_third)
+    assert seen == history.records and len(seen) == 3
+    assert history.stop_reason == f"on_validation asked to stop at iteration {seen[-1].iteration}"
+
+
+def test_an_exception_from_on_validation_propagates_and_leaves_a_run_to_resume(tmp_path, capsys):
+    class Pruned(Exception):
+        pass
+
+    def prune_at_the_second(record):
+        if record.iteration >= 39:
+            raise Pruned(record.iteration)
+
+    ckpt = tmp_path / "best.npz"
+    with pytest.raises(Pruned):
+        run(
+            n_epochs=6,
+            patience=10_000,
+            progress=True,
+            checkpoint_path=ckpt,
+            on_validation=prune_at_the_second,
+        )
+    err = capsys.readouterr().err
+    assert "40/120" in err  # the bar was closed where the run stopped, after 40 of 120 updates
+    _, full = run(n_epochs=6, patience=10_000)
+    _, resumed = run(n_epochs=6, patience=10_000, resume_from=ckpt)
+    assert resumed.train_costs == pytest.approx(full.train_costs, rel=1e-6)
+
+
+def test_numbers_are_kept_in_shared_scalars_so_new_values_reuse_the_compiled_step():
+    (X, y), _, _ = DATA
+    model = LogisticRegression(12, 3)
+    runner = training.compile_updates(model, X, y, batch_size=20, learning_rate=0.1, l2=1e-3)
+    shared = {var.name: var for var in runner.fn.get_shared()}
+    assert float(shared["lr"].get_value()) == pytest.approx(0.1) and "l2" in shared and "l1" not in shared
+    shared["lr"].set_value(np.float32(0.0))  # a new value, the same compiled step: nothing moves
+    before = model.W.get_value()
+    runner(0, 3)
+    np.testing.assert_array_equal(model.W.get_value(), before)
+    l2 = pytensor.shared(np.float32(0.5), name="my_l2")  # a symbolic penalty weight is taken as it is
+    _, penalised = run(n_epochs=1, l2=l2)
+    _, numeric = run(n_epochs=1, l2=0.5)
+    assert penalised.train_costs == pytest.approx(numeric.train_costs, rel=1e-5)

@@ -263,6 +263,17 @@ def test_momentum_composes_with_another_rule(nesterov):
             np.testing.assert_allclose(gp, wp, rtol=RTOL, atol=ATOL)
 
 
+def test_a_shared_momentum_gives_the_numeric_trajectory():
+    loss, params = make_problem()
+    mu = pytensor.shared(0.9, name="mu")
+    got = run(momentum(loss, params, learning_rate=0.05, momentum=mu), params)
+    for g, w in zip(got, ref_polyak(STEPS, 0.05, 0.9)):
+        for gp, wp in zip(g, w):
+            np.testing.assert_allclose(gp, wp, rtol=RTOL, atol=ATOL)
+    with pytest.raises(ValueError, match="symbolic momentum must be a scalar"):
+        momentum(loss, params, learning_rate=0.05, momentum=pt.vector("mu"))
+
+
 def test_momentum_leaves_a_schedule_counter_alone():
     loss, params = make_problem()
     step = step_counter()
