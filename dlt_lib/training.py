@@ -71,7 +71,7 @@ __all__ = [
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training cost became NaN or infinite."""
+    """The training cost became NaN or infinite.  See ``book/early_stopping.ipynb``."""
 
 
 # ----------------------------------------------------------------------------
@@ -140,7 +140,10 @@ class EarlyStopping:
 # ----------------------------------------------------------------------------
 @dataclass
 class ValidationRecord:
-    """One validation: what :func:`train` passes to ``on_validation`` and keeps in :attr:`History.records`."""
+    """One validation: what :func:`train` passes to ``on_validation`` and keeps in :attr:`History.records`.
+
+    Taught in ``book/early_stopping.ipynb``.
+    """
 
     iteration: int  # 0-based index of the minibatch update just done
     epoch: int  # 1-based
@@ -340,6 +343,7 @@ class UpdateRunner:
     iterations.  Keeps what it was built from: ``cost``, the label variable
     ``y``, the ``updates`` mapping, the :class:`MinibatchFeed` ``feed``, and
     ``state_vars``, the optimizer's state (velocities, averages, counters).
+    Taught in ``book/backends.ipynb``.
     """
 
     def __init__(self, model, cost, y, updates, feed, mode_name, use_scan):
@@ -402,7 +406,10 @@ def _compile_scan(model, cost, y, updates, feed, mode):
 
 
 def scans_by_default(mode_name: str) -> bool:
-    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above)."""
+    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above).
+
+    See ``book/backends.ipynb``.
+    """
     return backend.normalise_mode(mode_name) == "NUMBA"
 
 
@@ -464,7 +471,10 @@ def training_state_path(path) -> Path:
 
 
 def save_training_state(path, model, runner, stopper, history, iteration, best_params) -> Path:
-    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history."""
+    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     arrays = {f"param:{k}": v for k, v in model.get_param_values().items()}
     arrays.update({f"best:{k}": v for k, v in best_params.items()})
     arrays.update({f"state:{i}": var.get_value(borrow=False) for i, var in enumerate(runner.state_vars)})
@@ -483,6 +493,7 @@ def restore_training_state(path, model, runner, stopper, history):
 
     Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a state from another
     model, optimizer or number of minibatches, before changing anything.
+    See ``book/saving_and_plotting.ipynb``.
     """
     source = training_state_path(path)
     arrays, meta = checkpoint.read_arrays(source)
@@ -610,19 +621,14 @@ def train(
     ``logistic_sgd.py``'s ``sgd_optimization_mnist``.
     """
     (Xtr, ytr), valid, test = _splits(data, model)
-    check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
-    if "training" in (checkpoint_metadata or {}):
-        raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
+    _check_run_settings(n_epochs, checkpoint_metadata)
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-
     t0 = time.perf_counter()
     settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
-    settings.update(shuffle=shuffle, chunk_size=chunk_size)
-    step = compile_updates(model, Xtr, ytr, mode=mode_name, **settings, **(optimizer_kwargs or {}))
+    settings.update(shuffle=shuffle, chunk_size=chunk_size, mode=mode_name)
+    step = compile_updates(model, Xtr, ytr, **settings, **(optimizer_kwargs or {}))
     evaluate = _Evaluation(model, step.y, valid, test, mode_name)
-    run = _Run(
-        model, step, copy.copy(early_stopping or EarlyStopping()), evaluate
-    )  # a copy: yours stays as it is
+    run = _Run(model, step, copy.copy(early_stopping or EarlyStopping()), evaluate)  # yours stays as it is
     history, stopper = run.history, run.stopper
     history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
     history.data_source = getattr(data, "source", "arrays passed by the caller")
@@ -637,8 +643,8 @@ def train(
             bar.update(done + 1 - first)
             if (done + 1) % history.validation_frequency == 0:
                 record = run.validate(done)
-                bar.set_postfix(
-                    valid=f"{100 * record.valid_error:.2f}%", best=f"{100 * stopper.best_loss:.2f}%"
+                bar.set_postfix_str(
+                    f"valid {100 * record.valid_error:.2f}%, best {100 * stopper.best_loss:.2f}%"
                 )
                 if checkpoint_path is not None:
                     run.save(checkpoint_path, checkpoint_metadata or {}, record.is_best)
@@ -653,6 +659,12 @@ def train(
     if restore_best:
         model.set_param_values(run.best_params)
     return history
+
+
+def _check_run_settings(n_epochs, checkpoint_metadata) -> None:
+    check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
+    if "training" in (checkpoint_metadata or {}):
+        raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
 
 
 class _Evaluation:
