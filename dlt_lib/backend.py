@@ -213,15 +213,18 @@ def place_on_device(shared_variables, name: str | None = None) -> None:
     *every* call of a JAX-mode function: the whole training set copied (to the
     GPU, on a GPU) for each minibatch.  This is the seed's advice about shared
     variables on a GPU, made explicit.  In the C and Numba modes it does nothing.
+    The JAX array is always a copy: on a CPU, ``jax.device_put`` may use a
+    (64-byte aligned) NumPy array in place, and a buffer refilled later (the
+    trainer's chunks) would then change under it.
     Taught in ``book/backends.ipynb``.
     """
     key = normalise_mode(name) if name is not None else mode_name()
     if key != "JAX":
         return
-    import jax
+    import jax.numpy as jnp
 
     for var in shared_variables:
-        var.container.storage[0] = jax.device_put(var.get_value(borrow=True))
+        var.container.storage[0] = jnp.array(var.get_value(borrow=True), copy=True)
 
 
 @dataclass(frozen=True)
