@@ -1,4 +1,4 @@
-"""Command line: ``python -m dlt_lib train ...`` and ``python -m dlt_lib evaluate ...``.
+"""Command line: ``python -m dlt_lib train ...``, ``evaluate ...`` and ``search ...``.
 
 The defaults are the tutorials' published settings:
 
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    _add_search_parser(sub, backend)
+
     ev = sub.add_parser("evaluate", help="report the error of a saved checkpoint",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ev.add_argument("checkpoint", type=Path, help="a .npz written by 'train' (e.g. runs/latest/best.npz)")
@@ -95,6 +97,65 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", choices=backend.MODES, default=None, help="PyTensor mode")
     ev.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     return parser
+
+
+def _trials(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of trials, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 trial, got {text} (nothing to search)")
+    return value
+
+
+def _add_search_parser(sub, backend):
+    from dlt_lib import search
+
+    se = sub.add_parser(
+        "search",
+        help="choose hyper-parameters on the validation set (Optuna decides, Dask runs the trials)",
+        description="Search the trainer's hyper-parameters: Optuna samples and prunes trials, Dask runs them "
+        "(one trial per task) on a local cluster or an existing one. The study is kept in --storage, so the "
+        "same command after an interruption continues it. The best trial's test error is measured once, at the end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    se.add_argument("model", choices=search.MODELS, help="logistic regression or a one-hidden-layer MLP")
+    se.add_argument("--dataset", choices=DATASETS, default="mnist", help="as for 'train'")
+    se.add_argument("--trials", type=_trials, default=20,
+                    help="number of finished (completed or pruned) trials the study should have")
+    where = se.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None,
+                       help="start a local Dask cluster of this many single-threaded workers "
+                       "(default: one per core)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="use the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786")
+    se.add_argument("--connect-timeout", type=_positive_float, default=10.0,
+                    help="seconds to wait for --scheduler to answer")
+    se.add_argument("--storage", default=None, metavar="URL",
+                    help="Optuna storage: a SQLAlchemy URL (default: sqlite:///OUTPUT_DIR/study.db), "
+                    "or 'dask' / 'dask+URL' for Optuna's Dask storage on the scheduler")
+    se.add_argument("--study", default=None, metavar="NAME", help="study name (default: MODEL-DATASET)")
+    se.add_argument("--output-dir", type=Path, default=Path("runs/search"),
+                    help="where study.db, trials.csv, history.png, parameters.png, best.npz and summary.json go")
+    se.add_argument("--space", action="append", default=[], metavar="NAME=SPEC",
+                    help="a hyper-parameter to search: LOW..HIGH, LOW..HIGH:log, A,B,C or a fixed value; "
+                    f"names: {', '.join(search.PARAMETERS)}. Given once or more, these flags are the whole "
+                    "space and other settings take the model's published values "
+                    "(default space: learning_rate=1e-3..1:log batch_size=20,100,600 l1=0,1e-5,1e-4 "
+                    "l2=0,1e-5,1e-4,1e-3 optimizer=sgd,momentum, and for mlp n_hidden=100,250,500,1000)")
+    se.add_argument("--sampler", choices=search.SAMPLERS, default="tpe", help="Optuna's sampler")
+    se.add_argument("--pruner", choices=search.PRUNERS, default="median",
+                    help="Optuna's pruner: median, successive halving, or none")
+    se.add_argument("--n-epochs", type=_positive_int, default=100, help="most epochs a trial may train")
+    se.add_argument("--patience", type=_positive_int, default=None,
+                    help="early-stopping patience of each trial (default: 5000 logreg, 10000 mlp)")
+    se.add_argument("--n-train", type=_positive_int, default=None,
+                    help="train each trial on the first N training examples only (a quick search)")
+    se.add_argument("--seed", type=int, default=0, help="seed of the sampler (one worker repeats a search exactly)")
+    se.add_argument("--mode", choices=backend.MODES, default=None, help="PyTensor mode of every trial")
+    se.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _load(name, offline):
@@ -184,11 +245,69 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    import os
+
+    from dlt_lib import backend, data, search
+
+    if args.mode:
+        backend.set_mode(args.mode)
+    try:
+        space = search.SearchSpace.parse(args.space) if args.space else None
+        objective = search.Objective(
+            args.model, args.dataset, space, n_epochs=args.n_epochs, patience=args.patience,
+            n_train=args.n_train, offline=True if args.offline else None,
+        )
+        splits = objective.splits()  # loaded here first: a missing dataset is reported before any cluster starts
+    except (search.SearchError, data.DatasetNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(backend.describe())
+    print(f"Searching {args.model} on {splits.source}: {args.trials} trials over "
+          f"{search.format_space(objective.space)}")
+    client = None
+    try:
+        if args.scheduler:
+            client = search.connect(args.scheduler, timeout=args.connect_timeout)
+            print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers")
+        else:
+            workers = args.workers or os.cpu_count() or 1
+            client = search.start_cluster(workers)
+            print(f"Local Dask cluster: {workers} single-threaded worker processes")
+        link = search.dashboard_link(client)
+        print(f"Dask dashboard: {link}" if link else "Dask dashboard: not available (pip install bokeh)")
+        summary = search.run_search(
+            objective, args.trials, args.output_dir, client=client, storage=args.storage, study_name=args.study,
+            sampler=args.sampler, pruner=args.pruner, seed=args.seed, progress=not args.quiet,
+        )
+    except search.SearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are kept in the study; run the same command again to continue "
+              f"({args.trials} trials in all).", file=sys.stderr)
+        return 130
+    finally:
+        if client is not None:
+            cluster = client.cluster if not args.scheduler else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    by_state = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["trials_by_state"].items()))
+    print(f"{summary['trials_finished']} trials finished ({by_state}).")
+    print(f"Best: trial {summary['best_trial']}, validation error {100 * summary['best_valid_error']:.3f}%, "
+          f"settings {summary['best_settings']}")
+    print(f"Its test error, measured once: {100 * summary['test_error']:.3f}% "
+          f"on {summary['test_examples']:,} test examples.")
+    print(f"Wrote {args.output_dir}/: trials.csv, history.png, parameters.png, best.npz, summary.json "
+          f"(study: {summary['storage']}, name {summary['study']!r})")
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    return cmd_evaluate(args)
+    commands = {"train": cmd_train, "evaluate": cmd_evaluate, "search": cmd_search}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
