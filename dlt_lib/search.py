@@ -186,7 +186,9 @@ class Choice:
         values = tuple(self.values)
         object.__setattr__(self, "values", values)
         if len(values) < 2:
-            raise SearchError(f"a choice needs at least two values; got {list(values)} (a single value is fixed).")
+            raise SearchError(
+                f"a choice needs at least two values; got {list(values)} (a single value is fixed)."
+            )
         if len(set(values)) != len(values):
             raise SearchError(f"a choice lists a value twice: {list(values)}.")
 
@@ -210,7 +212,9 @@ def _check_value(name, value):
         from dlt_lib import updates
 
         if value not in updates.OPTIMIZERS:
-            raise SearchError(f"optimizer: unknown rule {value!r}; expected one of {', '.join(updates.OPTIMIZERS)}.")
+            raise SearchError(
+                f"optimizer: unknown rule {value!r}; expected one of {', '.join(updates.OPTIMIZERS)}."
+            )
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -253,7 +257,9 @@ class SearchSpace(Mapping):
                     _check_value(name, value)
             elif isinstance(dim, DIMENSIONS):
                 if PARAMETERS[name] is str:
-                    raise SearchError(f"{name}: a range makes no sense here; give a choice such as sgd,momentum.")
+                    raise SearchError(
+                        f"{name}: a range makes no sense here; give a choice such as sgd,momentum."
+                    )
                 if PARAMETERS[name] is int and not isinstance(dim, IntRange):
                     raise SearchError(f"{name} is an integer: give an integer range such as 100..800.")
                 for value in (dim.low, dim.high):
@@ -316,8 +322,10 @@ class SearchSpace(Mapping):
             if not sep or not spec.strip():
                 raise SearchError(f"--space {item!r}: expected NAME=SPEC, e.g. learning_rate=1e-3..1:log.")
             if name not in PARAMETERS:
-                raise SearchError(f"--space {item!r}: unknown hyper-parameter {name!r}; expected one of "
-                                  f"{', '.join(PARAMETERS)}.")
+                raise SearchError(
+                    f"--space {item!r}: unknown hyper-parameter {name!r}; expected one of "
+                    f"{', '.join(PARAMETERS)}."
+                )
             dims[name] = _parse_spec(name, spec.strip())
         return cls(dims)
 
@@ -427,7 +435,9 @@ def _train(model, splits, settings, *, n_epochs, patience, mode, on_validation):
     from dlt_lib import training, updates
 
     train_split, valid_split, _ = splits
-    lr = pytensor.shared(np.asarray(settings["learning_rate"], dtype=pytensor.config.floatX), name="learning_rate")
+    lr = pytensor.shared(
+        np.asarray(settings["learning_rate"], dtype=pytensor.config.floatX), name="learning_rate"
+    )
     rule = updates.get_optimizer(settings["optimizer"])
 
     def rule_with_shared_learning_rate(cost, params, learning_rate):
@@ -643,7 +653,9 @@ def open_storage(url: str, client=None):
     url = str(url).strip()
     if url == "dask" or url.startswith("dask+"):
         if client is None:
-            raise SearchError(f"--storage {url}: the Dask storage lives on a Dask scheduler; start or name one first.")
+            raise SearchError(
+                f"--storage {url}: the Dask storage lives on a Dask scheduler; start or name one first."
+            )
         from optuna_integration.dask import DaskStorage
 
         try:
@@ -888,7 +900,9 @@ def _open_study(objective, storage, study_name, sampler, pruner, seed):
     import optuna
 
     _quiet_optuna()
-    sref = StudyRef(storage, study_name, sampler, pruner, seed, objective.space.grid() if sampler == "grid" else None)
+    sref = StudyRef(
+        storage, study_name, sampler, pruner, seed, objective.space.grid() if sampler == "grid" else None
+    )
     rdb = _rdb_storage(storage) if isinstance(storage, str) else storage
     study = optuna.create_study(
         study_name=study_name,
@@ -1095,7 +1109,9 @@ def plot_history(study, ax=None, title=None):
             x, y = zip(*complete)
             last = max(t.number for t, _, _ in points)
             best = np.minimum.accumulate(y)
-            ax.step([*x, last], [*best, best[-1]], where="post", color=plot.COLORS["best"], label="best so far")
+            ax.step(
+                [*x, last], [*best, best[-1]], where="post", color=plot.COLORS["best"], label="best so far"
+            )
         ax.set_xlabel("trial")
         ax.set_ylabel("validation error (%)")
         ax.set_title(title or f"Optimisation history ({len(points)} trials)")
@@ -1123,7 +1139,7 @@ def plot_parameters(study, space: SearchSpace | None = None, ncols=3):
         )
         for ax, name in zip(axes.flat, names):
             _parameter_panel(ax, name, points, None if space is None else space.searched.get(name))
-        for ax in axes.flat[len(names):]:
+        for ax in axes.flat[len(names) :]:
             ax.set_visible(False)
         for row in axes:
             row[0].set_ylabel("validation error (%)")
@@ -1137,11 +1153,15 @@ def _parameter_panel(ax, name, points, dim):
     values = [(t.params[name], 100 * v, p) for t, v, p in points if name in t.params]
     categorical = isinstance(dim, Choice) or any(isinstance(x, str) for x, _, _ in values)
     if categorical:
-        categories = list(dim.values) if isinstance(dim, Choice) else sorted({x for x, _, _ in values}, key=str)
+        categories = (
+            list(dim.values) if isinstance(dim, Choice) else sorted({x for x, _, _ in values}, key=str)
+        )
         jitter = np.random.default_rng(0)
         position = {c: i for i, c in enumerate(categories)}
         values = [(position[x] + jitter.uniform(-0.15, 0.15), y, p) for x, y, p in values]
-        ax.set_xticks(range(len(categories)), [f"{c:g}" if isinstance(c, float) else str(c) for c in categories])
+        ax.set_xticks(
+            range(len(categories)), [f"{c:g}" if isinstance(c, float) else str(c) for c in categories]
+        )
         ax.grid(axis="x", visible=False)
     elif isinstance(dim, LogUniform) or (isinstance(dim, IntRange) and dim.log):
         from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -1180,7 +1200,9 @@ def selection_gap(valid_errors, test_errors, k: int) -> tuple[float, float]:
     test = np.asarray(test_errors, dtype=float)
     n = len(valid)
     if valid.shape != test.shape or valid.ndim != 1:
-        raise ValueError(f"expected two 1-D arrays of the same length; got shapes {valid.shape} and {test.shape}.")
+        raise ValueError(
+            f"expected two 1-D arrays of the same length; got shapes {valid.shape} and {test.shape}."
+        )
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
         raise ValueError(f"k must be an integer between 1 and the number of trials ({n}); got {k!r}.")
     order = np.argsort(valid, kind="stable")
@@ -1288,11 +1310,18 @@ def run_search(
     if best.number != best_trial.number:
         # Its parameters never reached this process (a run interrupted after the
         # trial finished): train it again, here, with the same settings and seed.
-        log(f"Training trial {best_trial.number} again for the checkpoint (its parameters were not received).")
+        log(
+            f"Training trial {best_trial.number} again for the checkpoint (its parameters were not received)."
+        )
         model, _ = objective.fit(best_trial.user_attrs["settings"])
         best.value = math.inf
-        best.offer(objective, best_trial.number, best_trial.value, best_trial.user_attrs["settings"],
-                   model.get_param_values())
+        best.offer(
+            objective,
+            best_trial.number,
+            best_trial.value,
+            best_trial.user_attrs["settings"],
+            model.get_param_values(),
+        )
     model = checkpoint.load(best.path)
     splits = objective.splits()
     X_test, y_test = splits[2]
@@ -1336,8 +1365,10 @@ def _save_plots(study, objective, output_dir):
     from dlt_lib import plot
 
     title = f"{objective.model} on {objective.dataset}: {n_finished(study)} trials"
-    for name, make in (("history", lambda: plot_history(study, title=title)),
-                       ("parameters", lambda: plot_parameters(study, objective.space))):
+    for name, make in (
+        ("history", lambda: plot_history(study, title=title)),
+        ("parameters", lambda: plot_parameters(study, objective.space)),
+    ):
         fig = make()
         plot.save_figure(fig, output_dir / f"{name}.png")
         plt.close(fig)
@@ -1353,4 +1384,3 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
