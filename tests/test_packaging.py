@@ -128,9 +128,13 @@ def test_optional_dependencies_are_in_requirements():
     pip_reqs = pip_requirements()
     for extra, deps in extras.items():
         for dep in map(Requirement, deps):
-            assert normalise(dep.name) in pip_reqs, f"extra [{extra}] needs {dep}, which requirements.txt lacks"
+            assert normalise(dep.name) in pip_reqs, (
+                f"extra [{extra}] needs {dep}, which requirements.txt lacks"
+            )
     for dep in map(Requirement, extras["search"]):
         assert str(dep.specifier) == str(pip_reqs[normalise(dep.name)].specifier), (
             f"[search] says {dep}, requirements.txt says {pip_reqs[normalise(dep.name)]}"
         )
-    assert {"optuna", "optuna-integration", "dask", "distributed"} <= {normalise(Requirement(d).name) for d in extras["search"]}
+    assert {"optuna", "optuna-integration", "dask", "distributed"} <= {
+        normalise(Requirement(d).name) for d in extras["search"]
+    }
