@@ -258,9 +258,16 @@ def cmd_search(args) -> int:
             args.model, args.dataset, space, n_epochs=args.n_epochs, patience=args.patience,
             n_train=args.n_train, offline=True if args.offline else None,
         )
-        splits = objective.splits()  # loaded here first: a missing dataset is reported before any cluster starts
+        # Everything that can be checked here is checked before a cluster starts.
+        splits = objective.splits()
+        if args.storage and not args.storage.startswith("dask"):
+            search.open_storage(args.storage)
+        args.output_dir.mkdir(parents=True, exist_ok=True)
     except (search.SearchError, data.DatasetNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write to --output-dir {args.output_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(backend.describe())
     print(f"Searching {args.model} on {splits.source}: {args.trials} trials over "

@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 import uuid
 import warnings
@@ -797,6 +798,7 @@ def run_trial(study_ref: StudyRef, objective: Objective, task_id: str, slot: int
 
     def objective_of_this_task(trial):
         trial.set_user_attr(TASK_ATTR, task_id)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         keep["number"] = trial.number
         return objective(trial, keep=keep)
 
