@@ -145,6 +145,8 @@ def _add_search_parser(sub, backend):
                     "(default space: learning_rate=1e-3..1:log batch_size=20,100,600 l1=0,1e-5,1e-4 "
                     "l2=0,1e-5,1e-4,1e-3 optimizer=sgd,momentum, and for mlp n_hidden=100,250,500,1000)")
     se.add_argument("--sampler", choices=search.SAMPLERS, default="tpe", help="Optuna's sampler")
+    se.add_argument("--grid-points", type=_positive_int, default=3,
+                    help="with --sampler grid: values across each range (a choice gives each of its values)")
     se.add_argument("--pruner", choices=search.PRUNERS, default="median",
                     help="Optuna's pruner: median, successive halving, or none")
     se.add_argument("--n-epochs", type=_positive_int, default=100, help="most epochs a trial may train")
@@ -286,6 +288,7 @@ def cmd_search(args) -> int:
         summary = search.run_search(
             objective, args.trials, args.output_dir, client=client, storage=args.storage, study_name=args.study,
             sampler=args.sampler, pruner=args.pruner, seed=args.seed, progress=not args.quiet,
+            grid_points=args.grid_points,
         )
     except search.SearchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -423,42 +423,47 @@ def _load_splits(dataset, n_train, offline):
 def _train(model, splits, settings, *, n_epochs, patience, mode, on_validation):
     """The one call of the trainer in this module.
 
-    The learning rate enters the graph as a shared variable, so that trials
-    that differ only in it reuse one compiled step.  The trainer's test slot
-    gets the validation set: a trial never looks at the test set.
+    The learning rate and the penalty weights enter the graph as shared
+    variables, so that trials that differ only in their values reuse one
+    compiled step (a constant would make each value a new C module: seconds
+    of compiling per trial).  A penalty whose weight is 0 is left out of the
+    graph.  The trainer's test slot gets the validation set: a trial never
+    looks at the test set.
 
     Until :func:`~dlt_lib.training.train` has its per-validation hook (issue
     10), the validations are reported after training: a pruner sees them but
     cannot stop a trial early.
     """
+    import optuna
     import pytensor
 
     from dlt_lib import training, updates
 
     train_split, valid_split, _ = splits
-    lr = pytensor.shared(
-        np.asarray(settings["learning_rate"], dtype=pytensor.config.floatX), name="learning_rate"
+
+    def shared(name):
+        return pytensor.shared(np.asarray(settings[name], dtype=pytensor.config.floatX), name=name)
+
+    lr = shared("learning_rate")
+    penalty = sum(
+        shared(name) * term for name, term in (("l1", model.L1), ("l2", model.L2_sqr)) if settings[name]
     )
     rule = updates.get_optimizer(settings["optimizer"])
 
-    def rule_with_shared_learning_rate(cost, params, learning_rate):
-        return rule(cost, params, learning_rate=lr)
+    def rule_with_shared_values(cost, params, learning_rate):
+        return rule(cost + penalty, params, learning_rate=lr)
 
     history = training.train(
         model,
         (train_split, valid_split, valid_split),
         learning_rate=settings["learning_rate"],
-        optimizer=rule_with_shared_learning_rate,
+        optimizer=rule_with_shared_values,
         batch_size=settings["batch_size"],
-        l1=settings["l1"],
-        l2=settings["l2"],
         n_epochs=n_epochs,
         patience=patience,
         mode=mode,
         progress=False,
     )
-    import optuna
-
     for record in history.records:
         try:
             on_validation(record)
@@ -733,10 +738,13 @@ class StudyRef:
         import optuna
 
         storage = _rdb_storage(self.storage) if isinstance(self.storage, str) else self.storage
+        # Optuna's grid sampler maps trial numbers to grid points through an
+        # order shuffled by its seed: every task must use the same seed.
+        seed = self.seed if self.sampler == "grid" else _seed_for(self.seed, slot)
         return optuna.load_study(
             study_name=self.name,
             storage=storage,
-            sampler=make_sampler(self.sampler, _seed_for(self.seed, slot), self.grid),
+            sampler=make_sampler(self.sampler, seed, self.grid),
             pruner=make_pruner(self.pruner),
         )
 
@@ -898,12 +906,17 @@ def _scheduler_has_bokeh():
 # ----------------------------------------------------------------------------
 # The driver
 # ----------------------------------------------------------------------------
-def _open_study(objective, storage, study_name, sampler, pruner, seed):
+def _open_study(objective, storage, study_name, sampler, pruner, seed, grid_points=3):
     import optuna
 
     _quiet_optuna()
     sref = StudyRef(
-        storage, study_name, sampler, pruner, seed, objective.space.grid() if sampler == "grid" else None
+        storage,
+        study_name,
+        sampler,
+        pruner,
+        seed,
+        objective.space.grid(grid_points) if sampler == "grid" else None,
     )
     rdb = _rdb_storage(storage) if isinstance(storage, str) else storage
     study = optuna.create_study(
@@ -947,6 +960,7 @@ def optimize(
     progress: bool = True,
     on_result=None,
     max_failures: int | None = None,
+    grid_points: int = 3,
 ):
     """Run trials on the Dask ``client`` until the study has ``n_trials`` finished ones; return the study.
 
@@ -961,14 +975,16 @@ def optimize(
 
     ``sampler`` ("tpe", "random", "grid") and ``pruner`` ("median",
     "halving", "none") name Optuna's; each task seeds its sampler from
-    ``seed`` and its slot, so one worker repeats a search exactly.
+    ``seed`` and its slot, so one worker repeats a search exactly.  A grid
+    has ``grid_points`` values across each range of the space (and each
+    value of a choice).
     """
     from distributed import wait
 
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise SearchError(f"trials: expected a positive number of trials, got {n_trials!r}.")
     max_failures = max(3, n_trials // 4) if max_failures is None else max_failures
-    study, sref = _open_study(objective, storage, study_name, sampler, pruner, seed)
+    study, sref = _open_study(objective, storage, study_name, sampler, pruner, seed, grid_points)
     done = n_finished(study)
     slot = len(study.get_trials(deepcopy=False))
     bar = _trial_bar(progress, n_trials, min(done, n_trials))
@@ -1266,6 +1282,7 @@ def run_search(
     pruner: str = "median",
     seed: int | None = 0,
     progress: bool = True,
+    grid_points: int = 3,
     log=print,
 ) -> dict:
     """A whole search, as ``python -m dlt_lib search`` runs it; returns the summary it writes.
@@ -1301,6 +1318,7 @@ def run_search(
         seed=seed,
         progress=progress,
         on_result=keep_best,
+        grid_points=grid_points,
     )
     completed = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not completed:

@@ -268,6 +268,29 @@ def test_two_workers_run_a_study_to_its_trial_count(two_workers, tmp_path):
 
 
 @pytest.mark.dask
+def test_grid_search_on_two_workers_visits_each_point_once(two_workers, tmp_path):
+    space = SearchSpace(
+        {**QUICK_SPACE, "learning_rate": LogUniform(0.01, 1.0), "batch_size": Choice((50, 100))}
+    )
+    objective = search.Objective("logreg", "mnist-sample", space, n_epochs=1, n_train=2000)
+    url = search.open_storage(f"sqlite:///{tmp_path}/study.db")
+    grid = space.grid(2)
+    study = search.optimize(
+        objective,
+        4,
+        client=two_workers,
+        storage=url,
+        study_name="g",
+        sampler="grid",
+        seed=5,
+        progress=False,
+        grid_points=2,
+    )
+    visited = sorted((t.params["learning_rate"], t.params["batch_size"]) for t in study.trials)
+    assert visited == sorted(itertools.product(grid["learning_rate"], grid["batch_size"]))
+
+
+@pytest.mark.dask
 def test_a_worker_killed_mid_trial_loses_nothing(two_workers, tmp_path):
     url = search.open_storage(f"sqlite:///{tmp_path}/study.db")
     objective = quick_objective(n_epochs=40)  # a few seconds per trial: time to kill one mid-way
