@@ -151,7 +151,8 @@ def _add_search_parser(sub, backend):
                     help="Optuna's pruner: median, successive halving, or none")
     se.add_argument("--n-epochs", type=_positive_int, default=100, help="most epochs a trial may train")
     se.add_argument("--patience", type=_positive_int, default=None,
-                    help="early-stopping patience of each trial (default: 5000 logreg, 10000 mlp)")
+                    help="early-stopping patience of each trial, in updates at the model's published batch size "
+                    "(default: 5000 logreg at 600, 10000 mlp at 20); other batch sizes wait as many examples")
     se.add_argument("--n-train", type=_positive_int, default=None,
                     help="train each trial on the first N training examples only (a quick search)")
     se.add_argument("--seed", type=int, default=0, help="seed of the sampler (one worker repeats a search exactly)")

@@ -89,10 +89,16 @@ PARAMETERS = {
 }
 #: The user attribute that ties a trial to the Dask task that ran it.
 TASK_ATTR = "dask_task"
+#: The study's user attribute listing the tasks an interrupted driver gave up on.
+ABANDONED_ATTR = "abandoned_tasks"
 
 
 class SearchError(ValueError):
     """A search cannot start or go on; the message says what to change."""
+
+
+class TaskAbandoned(RuntimeError):
+    """The driver that submitted this trial's task was interrupted; the trial is failed, not run."""
 
 
 # ----------------------------------------------------------------------------
@@ -490,7 +496,12 @@ class Objective:
     dataset : a name for :func:`dlt_lib.data.load_dataset` ("mnist", "mnist-sample", "fashion-mnist").
         Each worker process loads it once.
     space : SearchSpace, optional (default: :func:`default_space`)
-    n_epochs, patience : the trainer's budget per trial (patience: the model's published one by default).
+    n_epochs : the most epochs a trial may train.
+    patience : early-stopping patience, in minibatch updates *at the
+        model's published batch size* (default: the tutorials' 5000 for
+        logistic regression at 600, 10000 for the MLP at 20).  A trial with
+        another batch size gets the same patience in examples, so that a
+        small batch is not stopped after a few epochs: see :meth:`patience_for`.
     n_train : use only the first ``n_train`` training examples (quick searches).
     seed : seed of the MLP's initial weights, the same in every trial.
     mode : PyTensor mode ("C", "NUMBA", "JAX"); default: the driver's.
@@ -540,6 +551,18 @@ class Objective:
             return models.LogisticRegression(n_in, 10)
         return models.MLP(n_in, settings["n_hidden"], 10, seed=self.seed)
 
+    def patience_for(self, batch_size: int) -> int:
+        """The patience, in updates, of a trial with ``batch_size``: as many examples as the published setting.
+
+        The tutorials count patience in minibatch updates: 5000 updates of
+        600 digits for logistic regression.  The same 5000 updates at batch
+        size 20 would be 100,000 digits, two epochs of MNIST, and a search
+        would stop every small-batch trial long before its large-batch
+        rivals.  At the published batch size this is the published patience.
+        """
+        published = published_settings(self.model)["batch_size"]
+        return max(1, math.ceil(self.patience * published / batch_size))
+
     def fit(self, settings, on_validation=None):
         """Train one model with ``settings``; return ``(model, history)``."""
         splits = self.splits()
@@ -549,7 +572,7 @@ class Objective:
             splits,
             settings,
             n_epochs=self.n_epochs,
-            patience=self.patience,
+            patience=self.patience_for(settings["batch_size"]),
             mode=self.mode,
             on_validation=on_validation or (lambda record: None),
         )
@@ -820,6 +843,10 @@ def run_trial(study_ref: StudyRef, objective: Objective, task_id: str, slot: int
         trial.set_user_attr(TASK_ATTR, task_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         keep["number"] = trial.number
+        # Checked after the tag is written (see _abandon): a driver that gave
+        # up on this task either sees this trial running, or is seen here.
+        if task_id in study.user_attrs.get(ABANDONED_ATTR, ()):
+            raise TaskAbandoned(f"the driver stopped waiting for task {task_id}")
         return objective(trial, keep=keep)
 
     study.optimize(objective_of_this_task, n_trials=1)
@@ -1037,13 +1064,20 @@ def optimize(
 
 
 def _abandon(client, study, pending):
-    """Cancel the tasks still out, and mark their running trials failed so that a rerun replaces them."""
+    """Cancel the tasks still out, and mark their running trials failed so that a rerun replaces them.
+
+    Dask cannot stop a task that has started: it runs on until its worker
+    closes.  So the tasks are first listed in the study as abandoned (a task
+    that starts a trial after this sees it and fails that trial itself),
+    then the trials they are running are marked failed.
+    """
     from optuna.trial import TrialState
 
     if not pending:
         return
     client.cancel(list(pending))
     ours = set(pending.values())
+    study.set_user_attr(ABANDONED_ATTR, sorted(ours | set(study.user_attrs.get(ABANDONED_ATTR, ()))))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get(TASK_ATTR) in ours:
             try:
@@ -1192,6 +1226,7 @@ def _parameter_panel(ax, name, points, dim):
         ax.set_xticks(
             range(len(categories)), [f"{c:g}" if isinstance(c, float) else str(c) for c in categories]
         )
+        ax.set_xlim(-0.5, len(categories) - 0.5)
         ax.grid(axis="x", visible=False)
     elif isinstance(dim, LogUniform) or (isinstance(dim, IntRange) and dim.log):
         from matplotlib.ticker import FuncFormatter, NullFormatter

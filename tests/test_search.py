@@ -110,6 +110,10 @@ def test_default_spaces_and_objective_checks():
         search.Objective("svm")
     objective = search.Objective("mlp", "mnist-sample")
     assert objective.patience == cli.DEFAULTS["mlp"]["patience"]
+    # patience is kept in examples: the published batch size gets the published patience
+    assert objective.patience_for(20) == 10_000 and objective.patience_for(100) == 2_000
+    logreg = search.Objective("logreg", "mnist-sample")
+    assert logreg.patience_for(600) == 5_000 and logreg.patience_for(20) == 150_000
 
 
 def test_grid_values_cover_each_dimension():
@@ -265,6 +269,39 @@ def test_two_workers_run_a_study_to_its_trial_count(two_workers, tmp_path):
     assert set(env.values()) == {"1"}
     assert {w["nthreads"] for w in two_workers.scheduler_info()["workers"].values()} == {1}
     assert sqlite_ok(tmp_path / "study.db")
+
+
+@pytest.mark.dask
+def test_search_cli_on_an_existing_scheduler_with_the_dask_storage(two_workers, tmp_path, capsys):
+    # --scheduler: a cluster started elsewhere (here, the fixture's); --storage dask: Optuna's
+    # DaskStorage, the study in the scheduler's memory.  The command must leave the cluster running.
+    address = two_workers.scheduler.address
+    out = tmp_path / "run"
+    argv = [
+        "search",
+        "logreg",
+        "--dataset",
+        "mnist-sample",
+        "--trials",
+        "3",
+        "--n-epochs",
+        "2",
+        "--scheduler",
+        address,
+        "--storage",
+        "dask",
+        "--output-dir",
+        str(out),
+        "--quiet",
+        *QUICK_FLAGS,
+    ]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert f"Dask cluster at {address}: 2 workers" in printed and "Dask dashboard:" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials_finished"] == 3 and summary["storage"] == "dask"
+    assert not (out / "study.db").exists()
+    assert two_workers.submit(sum, [1, 2]).result() == 3, "the cluster is still up"
 
 
 @pytest.mark.dask
