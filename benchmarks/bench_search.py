@@ -104,7 +104,9 @@ def drawn_settings(obj, seed, n):
 
     settings = []
     for slot in range(n):
-        study = optuna.create_study(sampler=search.make_sampler("random", search._seed_for(seed, slot)))
+        study = optuna.create_study(
+            sampler=search.make_sampler("random", search.engines._seed_for(seed, slot))
+        )
         settings.append(obj.settings(study.ask()))
     return settings
 

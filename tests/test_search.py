@@ -176,7 +176,7 @@ def test_open_storage_explains_a_url_it_cannot_open(tmp_path):
         assert "\n" not in str(info.value)
     with pytest.raises(SearchError, match="Dask scheduler"):
         search.open_storage("dask")
-    assert search._mask("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
+    assert search.engines._mask("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
 
 
 # ----------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(two_workers, tmp_path):
 
     driver = threading.Thread(target=drive)
     driver.start()
-    storage = search._rdb_storage(url)
+    storage = search.engines._rdb_storage(url)
     victim = None
     deadline = time.monotonic() + 120
     while victim is None and time.monotonic() < deadline:
