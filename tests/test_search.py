@@ -176,6 +176,11 @@ def test_open_storage_explains_a_url_it_cannot_open(tmp_path):
         assert "\n" not in str(info.value)
     with pytest.raises(SearchError, match="Dask scheduler"):
         search.open_storage("dask")
+    with pytest.raises(SearchError, match="in-memory SQLite"):
+        search.open_storage("sqlite:///:memory:")
+    # a relative SQLite path is made absolute: the workers need not share the driver's directory
+    relative = os.path.relpath(tmp_path / "rel.db")
+    assert search.open_storage(f"sqlite:///{relative}") == f"sqlite:///{(tmp_path / 'rel.db').resolve()}"
     assert search.engines._mask("postgresql://me:secret@db/x") == "postgresql://me:***@db/x"
 
 

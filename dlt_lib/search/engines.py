@@ -13,6 +13,7 @@ import socket
 import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -90,6 +91,7 @@ def open_storage(url: str, client=None):
                 return DaskStorage(storage=url[5:] or None, client=client)
         except Exception as exc:
             raise SearchError(f"cannot open the Dask storage {_mask(url)!r}: {_one_line(exc)}") from exc
+    url = _absolute_sqlite(url)
     try:
         storage = _rdb_storage(url)
         storage.get_all_studies()  # touch the database now, not halfway through
@@ -101,6 +103,22 @@ def open_storage(url: str, client=None):
             "(with its driver installed), or 'dask' on a Dask cluster."
         ) from exc
     return url
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A SQLite file named by an absolute path (workers need not share the driver's directory).
+
+    An in-memory SQLite database is refused: each worker process would have its own.
+    """
+    if not url.startswith("sqlite:"):
+        return url
+    path = url.partition(":///")[2]
+    if not path or path.startswith(":memory:") or url in ("sqlite://", "sqlite:///"):
+        raise SearchError(
+            f"--storage {url}: an in-memory SQLite database lives in one process, and the trials run in "
+            "others. Give a file (sqlite:///runs/search/study.db) or 'dask' for the scheduler's memory."
+        )
+    return url if path.startswith("/") else f"sqlite:///{Path(path).resolve()}"
 
 
 def _one_line(exc) -> str:
