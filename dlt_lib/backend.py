@@ -5,10 +5,12 @@ Theano compiled every graph to C. Its successor PyTensor has several
 
 =========  ==============================================================
 ``"C"``    PyTensor's ``CVM`` mode: each operation is C code, linked
-           against a BLAS for the matrix products.  (PyTensor's own mode
-           called ``"C"`` compiles the *whole* graph as one C program and
-           fails on our graphs, so we always use ``CVM`` under this name.)
-           Three measured speed-ups are added: see :func:`get_mode`.
+           against a BLAS for the matrix products, run by a small C
+           virtual machine.  (PyTensor's own mode called ``"C"`` compiles
+           the *whole* graph into one C module instead; it compiles our
+           graphs too, but each new graph is then a new module to build,
+           where ``CVM`` reuses the cached code of every operation it has
+           seen.)  Three measured speed-ups are added: see :func:`get_mode`.
 ``"NUMBA"`` every operation compiled by Numba (LLVM).  PyTensor's default.
 ``"JAX"``  the graph is handed to JAX/XLA.  The GPU path (e.g. on Colab).
 =========  ==============================================================
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dlt_lib.validation import check_option
 
 MODES = ("C", "NUMBA", "JAX")
 DEFAULT_MODE = "C"
@@ -97,11 +101,9 @@ def normalise_mode(name: str) -> str:
     key = str(name).strip().upper()
     if key == "CVM":
         key = "C"
-    if key not in MODES:
-        raise ValueError(
-            f"Unknown PyTensor mode {name!r}. Expected one of {', '.join(MODES)} "
-            "(set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable)."
-        )
+    if key not in MODES:  # the message names the value as it was given
+        hint = "Set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable."
+        check_option(name, "the PyTensor mode", MODES, hint=hint)
     return key
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
+from dlt_lib.validation import InvalidParameterError, check_option
+
 
 def _check_labels(y) -> None:
     if y.ndim != 1:
@@ -81,8 +83,7 @@ def negative_log_likelihood(p_y_given_x, y, reduction: str = "mean", *, log_p_y_
     Pass ``log_p_y_given_x`` when you have it (models compute it from the logits
     with a stable log-softmax); otherwise ``log(p_y_given_x)`` is used.
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}.")
+    check_option(reduction, "reduction", ("mean", "sum"))
     log_p = pt.log(p_y_given_x) if log_p_y_given_x is None else log_p_y_given_x
     picked = log_probabilities_of_labels(log_p, y)
     return -pt.mean(picked) if reduction == "mean" else -pt.sum(picked)
@@ -92,7 +93,7 @@ def l1_penalty(params):
     """``sum_k sum |theta_k|`` over a list of parameters (usually only the weights)."""
     params = list(params)
     if not params:
-        raise ValueError("l1_penalty needs at least one parameter; got an empty list.")
+        raise InvalidParameterError("l1_penalty needs at least one parameter; got an empty list.")
     return pt.add(*[pt.sum(pt.abs(p)) for p in params]) if len(params) > 1 else pt.sum(pt.abs(params[0]))
 
 
@@ -100,5 +101,5 @@ def l2_penalty(params):
     """The *squared* L2 norm ``sum_k sum theta_k^2`` (weight decay, without the 1/2)."""
     params = list(params)
     if not params:
-        raise ValueError("l2_penalty needs at least one parameter; got an empty list.")
+        raise InvalidParameterError("l2_penalty needs at least one parameter; got an empty list.")
     return pt.add(*[pt.sum(pt.sqr(p)) for p in params]) if len(params) > 1 else pt.sum(pt.sqr(params[0]))

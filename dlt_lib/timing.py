@@ -15,7 +15,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from dlt_lib import backend, training
+from dlt_lib import backend, data, training
 from dlt_lib import updates as update_rules
 
 
@@ -44,7 +44,9 @@ class EpochTiming:
         return 1e6 * self.seconds_per_epoch / self.updates_per_epoch
 
 
-def epoch_times(model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, repeats=3) -> list[EpochTiming]:
+def epoch_times(
+    model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, repeats=3
+) -> list[EpochTiming]:
     """Seconds per training epoch (SGD on the NLL) for each batch size, compile time excluded.
 
     ``model_factory()`` returns a fresh model; the updates are those the
@@ -53,7 +55,9 @@ def epoch_times(model_factory, X, y, batch_sizes, learning_rate=0.1, mode=None, 
     results = []
     for batch_size in batch_sizes:
         model = model_factory()
-        runner = training.compile_updates(model, X, y, batch_size=batch_size, learning_rate=learning_rate, mode=mode)
+        runner = training.compile_updates(
+            model, X, y, batch_size=batch_size, learning_rate=learning_rate, mode=mode
+        )
         seconds = median_times({"epoch": runner.epoch}, repeats=repeats)["epoch"]
         results.append(EpochTiming(batch_size, runner.n_batches, seconds))
     return results
@@ -64,9 +68,9 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
 
     ``"shared"``: the data lives in shared variables and the function takes only
     a minibatch *index*; ``givens`` picks that minibatch out of the data, as the
-    tutorials recommend.  (The data is stored as ``(n_batches, batch, features)``
-    so that minibatch ``i`` is ``X3[i]``, a block of fixed size: the same rows as
-    the tutorials' slice ``X[i * batch : (i + 1) * batch]``, in a form JAX can compile.)
+    tutorials recommend.  (Stored by :func:`dlt_lib.data.shared_dataset` with
+    ``batch_size``, as the trainer stores it: minibatch ``i`` is the block ``X[i]``,
+    the same rows as the tutorials' slice, in a form JAX can compile.)
     ``"host"``: the function takes the minibatch arrays as inputs, copied in on
     every call.  On a CPU both read the same memory; in JAX mode on a GPU the
     host version copies every batch to the device, the shared one never does.
@@ -85,21 +89,23 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
         return cost, update_rules.sgd(cost, model.params, learning_rate=0.1)
 
     # From shared variables, by index.
-    X3 = pytensor.shared(Xf.reshape(n_batches, batch_size, n_in), shape=(n_batches, batch_size, n_in), borrow=True)
-    y3 = pytensor.shared(yi.reshape(n_batches, batch_size), shape=(n_batches, batch_size), borrow=True)
-    backend.place_on_device([X3, y3], mode)
-    model, labels, index = LogisticRegression(n_in, n_out), pt.ivector("y", shape=(batch_size,)), pt.lscalar("index")
+    shared = data.shared_dataset((Xf, yi), batch_size=batch_size, name="train")
+    backend.place_on_device([shared.X, shared.y], mode)
+    model, labels, index = LogisticRegression(n_in, n_out), pt.ivector("y"), pt.lscalar("index")
     cost, ups = step_for(model, labels)
-    from_shared = pytensor.function([index], cost, updates=ups, givens={model.input: X3[index], labels: y3[index]},
-                                    mode=pmode)
+    X_batch, y_batch = shared.minibatch(index)
+    givens = {model.input: X_batch, labels: y_batch}
+    from_shared = pytensor.function([index], cost, updates=ups, givens=givens, mode=pmode)
 
     # From the host, one copy per call.
     x_in = pt.matrix("x", shape=(batch_size, n_in))
     model_h, labels_h = LogisticRegression(n_in, n_out, input=x_in), pt.ivector("y", shape=(batch_size,))
     cost_h, ups_h = step_for(model_h, labels_h)
     from_host = pytensor.function([x_in, labels_h], cost_h, updates=ups_h, mode=pmode)
-    host_batches = [(Xf[i * batch_size:(i + 1) * batch_size], yi[i * batch_size:(i + 1) * batch_size])
-                    for i in range(n_batches)]
+    host_batches = [
+        (Xf[i * batch_size : (i + 1) * batch_size], yi[i * batch_size : (i + 1) * batch_size])
+        for i in range(n_batches)
+    ]
 
     # np.asarray on the last result waits for it: JAX returns before it has finished.
     def shared_pass():

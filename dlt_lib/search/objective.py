@@ -10,8 +10,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-
 from dlt_lib.search.space import SearchError, SearchSpace, _check_model, default_space, published_settings
 
 
@@ -34,53 +32,29 @@ def _load_splits(dataset, n_train, offline):
 def _train(model, splits, settings, *, n_epochs, patience, mode, on_validation):
     """The one call of the trainer in this module.
 
-    The learning rate and the penalty weights enter the graph as shared
-    variables, so that trials that differ only in their values reuse one
-    compiled step (a constant would make each value a new C module: seconds
-    of compiling per trial).  A penalty whose weight is 0 is left out of the
-    graph.  The trainer's test slot gets the validation set: a trial never
-    looks at the test set.
-
-    Until :func:`~dlt_lib.training.train` has its per-validation hook (issue
-    10), the validations are reported after training: a pruner sees them but
-    cannot stop a trial early.
+    The trainer keeps the learning rate and the penalty weights in shared
+    variables, so trials that differ only in their values reuse one
+    compiled step.  Its test slot gets the validation set: a trial never
+    looks at the test set.  ``on_validation`` is the trainer's hook: an
+    ``optuna.TrialPruned`` raised there ends the run.
     """
-    import optuna
-    import pytensor
-
-    from dlt_lib import training, updates
+    from dlt_lib import training
 
     train_split, valid_split, _ = splits
-
-    def shared(name):
-        return pytensor.shared(np.asarray(settings[name], dtype=pytensor.config.floatX), name=name)
-
-    lr = shared("learning_rate")
-    penalty = sum(
-        shared(name) * term for name, term in (("l1", model.L1), ("l2", model.L2_sqr)) if settings[name]
-    )
-    rule = updates.get_optimizer(settings["optimizer"])
-
-    def rule_with_shared_values(cost, params, learning_rate):
-        return rule(cost + penalty, params, learning_rate=lr)
-
-    history = training.train(
+    return training.train(
         model,
         (train_split, valid_split, valid_split),
         learning_rate=settings["learning_rate"],
-        optimizer=rule_with_shared_values,
+        optimizer=settings["optimizer"],
         batch_size=settings["batch_size"],
+        l1=settings["l1"],
+        l2=settings["l2"],
         n_epochs=n_epochs,
-        patience=patience,
+        early_stopping=training.EarlyStopping(patience=patience),
         mode=mode,
         progress=False,
+        on_validation=on_validation,
     )
-    for record in history.records:
-        try:
-            on_validation(record)
-        except optuna.TrialPruned:  # too late to stop: the trial has run; report the rest
-            continue
-    return history
 
 
 @dataclass
@@ -179,7 +153,7 @@ class Objective:
             n_epochs=self.n_epochs,
             patience=self.patience_for(settings["batch_size"]),
             mode=self.mode,
-            on_validation=on_validation or (lambda record: None),
+            on_validation=on_validation,
         )
         return model, history
 

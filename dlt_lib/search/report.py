@@ -214,8 +214,12 @@ class _Best:
         from dlt_lib import checkpoint
 
         try:
-            meta = checkpoint.read_metadata(self.path).get("search", {}) if self.path.exists() else {}
-        except checkpoint.CheckpointError:
+            meta = (
+                checkpoint.read_metadata(self.path)["metadata"].get("search", {})
+                if self.path.exists()
+                else {}
+            )
+        except (checkpoint.CheckpointError, KeyError):
             meta = {}
         if meta.get("study") == self.study_name and meta.get("trial") is not None:
             self.number, self.value = int(meta["trial"]), float(meta["valid_error"])
@@ -227,8 +231,8 @@ class _Best:
 
         model = objective.build_model(settings, objective.splits()[0][0].shape[1])
         search = {"study": self.study_name, "trial": number, "valid_error": value}
-        extra = {"dataset": objective.dataset, "settings": settings, "search": search}
-        checkpoint.save(self.path, model, params=params, extra=extra)
+        metadata = {"dataset": objective.dataset, "settings": settings, "search": search}
+        checkpoint.save(self.path, model, params=params, metadata=metadata)
         self.number, self.value = number, value
 
     def model_of(self, trial, objective, log):

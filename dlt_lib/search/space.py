@@ -183,21 +183,7 @@ class SearchSpace(Mapping):
                 f"unknown hyper-parameter(s) {', '.join(unknown)} in the search space; "
                 f"expected some of {', '.join(PARAMETERS)}."
             )
-        for name, dim in dims.items():
-            if isinstance(dim, Choice):
-                for value in dim.values:
-                    _check_value(name, value)
-            elif isinstance(dim, DIMENSIONS):
-                if PARAMETERS[name] is str:
-                    raise SearchError(
-                        f"{name}: a range makes no sense here; give a choice such as sgd,momentum."
-                    )
-                if PARAMETERS[name] is int and not isinstance(dim, IntRange):
-                    raise SearchError(f"{name} is an integer: give an integer range such as 100..800.")
-                for value in (dim.low, dim.high):
-                    _check_value(name, value)
-            else:
-                dims[name] = _check_value(name, dim)
+        dims = {name: _checked(name, dim) for name, dim in dims.items()}
         if not any(isinstance(dim, DIMENSIONS) for dim in dims.values()):
             raise SearchError(
                 "the search space is empty: every hyper-parameter is fixed "
@@ -248,18 +234,38 @@ class SearchSpace(Mapping):
         those of ``base``.
         """
         dims = dict(base or {})
-        for item in items:
-            name, sep, spec = str(item).partition("=")
-            name = name.strip().replace("-", "_")
-            if not sep or not spec.strip():
-                raise SearchError(f"--space {item!r}: expected NAME=SPEC, e.g. learning_rate=1e-3..1:log.")
-            if name not in PARAMETERS:
-                raise SearchError(
-                    f"--space {item!r}: unknown hyper-parameter {name!r}; expected one of "
-                    f"{', '.join(PARAMETERS)}."
-                )
-            dims[name] = _parse_spec(name, spec.strip())
+        dims.update(parse_item(item) for item in items)
         return cls(dims)
+
+
+def parse_item(item: str) -> tuple:
+    """``"learning_rate=1e-3..1:log"`` -> ``("learning_rate", LogUniform(0.001, 1.0))``, checked."""
+    name, sep, spec = str(item).partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not spec.strip():
+        raise SearchError(f"--space {item!r}: expected NAME=SPEC, e.g. learning_rate=1e-3..1:log.")
+    if name not in PARAMETERS:
+        raise SearchError(
+            f"--space {item!r}: unknown hyper-parameter {name!r}; expected one of {', '.join(PARAMETERS)}."
+        )
+    return name, _checked(name, _parse_spec(name, spec.strip()))
+
+
+def _checked(name, dim):
+    """A dimension whose values suit the parameter ``name``, or a fixed value of its type."""
+    if isinstance(dim, Choice):
+        for value in dim.values:
+            _check_value(name, value)
+        return dim
+    if not isinstance(dim, DIMENSIONS):
+        return _check_value(name, dim)
+    if PARAMETERS[name] is str:
+        raise SearchError(f"{name}: a range makes no sense here; give a choice such as sgd,momentum.")
+    if PARAMETERS[name] is int and not isinstance(dim, IntRange):
+        raise SearchError(f"{name} is an integer: give an integer range such as 100..800.")
+    for value in (dim.low, dim.high):
+        _check_value(name, value)
+    return dim
 
 
 def _parse_spec(name, spec):
