@@ -521,10 +521,6 @@ def _abandon(client, study, pending):
 
 
 def _trial_bar(enabled, total, initial):
-    if not enabled:
-        from dlt_lib.training import _NoBar
+    from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="trial", desc="trials")
+    return tqdm(total=total, initial=initial, unit="trial", desc="trials", disable=not enabled)
