@@ -88,7 +88,7 @@ def plot_history(study, ax=None, title=None):
             chosen = [(t.number, 100 * v) for t, v, p in points if p == pruned]
             if chosen:
                 x, y = zip(*chosen)
-                label = "pruned (last validation)" if pruned else "completed"
+                label = "pruned" if pruned else "completed"
                 ax.scatter(x, y, s=18, color=plot.COLORS["valid"], label=label, **style, zorder=3)
         complete = sorted((t.number, 100 * v) for t, v, p in points if not p)
         if complete:
@@ -103,7 +103,9 @@ def plot_history(study, ax=None, title=None):
         ax.set_title(title or f"Optimisation history ({len(points)} trials)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         if points:
-            ax.legend(loc="best")
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high + 0.25 * (high - low))  # room for the legend above the points
+            ax.legend(loc="upper right", ncols=3, handlelength=1.2, columnspacing=1.0)
     return fig
 
 
