@@ -80,7 +80,7 @@ def plot_history(study, ax=None, title=None):
     from dlt_lib import plot
 
     points = _plotted_trials(study)
-    with plt.rc_context(plot.STYLE):
+    with plot.style():
         if ax is None:
             fig, ax = plt.subplots(figsize=(plot.BOOK_WIDTH * 0.62, 3.0))
         fig = ax.figure
@@ -121,7 +121,7 @@ def plot_parameters(study, space: SearchSpace | None = None, ncols=3):
         raise SearchError("no hyper-parameter to plot: the study has no finished trial.")
     ncols = min(ncols, len(names))
     nrows = math.ceil(len(names) / ncols)
-    with plt.rc_context(plot.STYLE):
+    with plot.style():
         fig, axes = plt.subplots(
             nrows, ncols, figsize=(plot.BOOK_WIDTH, 2.4 * nrows), sharey=True, squeeze=False
         )
