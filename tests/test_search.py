@@ -168,6 +168,15 @@ def test_objective_reports_each_validation_and_returns_the_best(tmp_path):
     assert diverged.state == TrialState.PRUNED and "learning rate" in diverged.user_attrs["diverged"]
 
 
+def test_a_pruned_trial_stops_training_at_once():
+    # The pruner is asked after each validation, inside the trainer (its on_validation hook):
+    # a trial it prunes at the first epoch trains no further.
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0))
+    study.optimize(quick_objective(n_epochs=5), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
+
+
 def test_open_storage_explains_a_url_it_cannot_open(tmp_path):
     assert search.open_storage(f"sqlite:///{tmp_path}/ok.db").startswith("sqlite")
     for url in (f"sqlite:///{tmp_path}/missing/dir/x.db", "nosuchdb://host/x"):
