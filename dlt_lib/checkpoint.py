@@ -38,11 +38,17 @@ _META_KEY = "__metadata__"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged, unsafe or does not fit the model."""
+    """A checkpoint file is missing, damaged, unsafe or does not fit the model.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
 
 
 def npz_path(path) -> Path:
-    """``path`` with the ``.npz`` suffix added when it has none (as ``numpy.savez`` would)."""
+    """``path`` with the ``.npz`` suffix added when it has none (as ``numpy.savez`` would).
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
@@ -52,6 +58,7 @@ def write_arrays(path, arrays: dict, metadata: dict) -> Path:
 
     The building block of :func:`save`; :mod:`dlt_lib.training` keeps the
     state of an interrupted run the same way.  Read back with :func:`read_arrays`.
+    See ``book/saving_and_plotting.ipynb``.
     """
     path = npz_path(path)
     payload = dict(arrays)
@@ -69,7 +76,10 @@ def _versions() -> dict:
 
 
 def model_metadata(model) -> dict:
-    """Class, hyper-parameters and parameter shapes of ``model``: what rebuilds it and checks a file fits it."""
+    """Class, hyper-parameters and parameter shapes of ``model``: what rebuilds it and checks a file fits it.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     return {
         "model_class": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
@@ -107,7 +117,10 @@ def save(path, model, *, params: dict | None = None, metadata: dict | None = Non
 
 
 def read_arrays(path) -> tuple[dict, dict]:
-    """``(arrays, metadata)`` from a file written by :func:`write_arrays`, refusing anything unsafe or damaged."""
+    """``(arrays, metadata)`` from a file written by :func:`write_arrays`, refusing anything unsafe or damaged.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}. Check the path, or train a model first.")
@@ -145,7 +158,10 @@ def read_arrays(path) -> tuple[dict, dict]:
 
 
 def read_metadata(path) -> dict:
-    """The metadata stored in a checkpoint, without building a model."""
+    """The metadata stored in a checkpoint, without building a model.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
     return read_arrays(npz_path(path))[1]
 
 
@@ -154,6 +170,7 @@ def load_into(model, path) -> dict:
 
     Names, shapes and dtypes are checked against the model first, so a
     mismatch raises :class:`CheckpointError` and leaves the model unchanged.
+    See ``book/saving_and_plotting.ipynb``.
     """
     arrays, meta = read_arrays(npz_path(path))
     saved_class = meta.get("model_class")
@@ -169,7 +186,10 @@ def load_into(model, path) -> dict:
 
 
 def load(path):
-    """Build the model a checkpoint describes and load its parameters into it."""
+    """Build the model a checkpoint describes and load its parameters into it.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
     from dlt_lib import models
 
     meta = read_metadata(path)

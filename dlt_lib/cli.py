@@ -70,6 +70,7 @@ def _existing_file(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m dlt_lib train|evaluate``.  See ``book/saving_and_plotting.ipynb``."""
     parser = _Parser(
         prog="python -m dlt_lib",
         description="Train and evaluate the Deep Learning Tutorials' models with PyTensor.",
@@ -106,6 +107,8 @@ TRAIN_NUMBERS = {
         "a validation error below best x this is a significant gain",
     ),
     "--seed": (_number(int, min_val=0, max_val=2**32 - 1), 1234, "seed of the MLP's weight initialisation"),
+    "--shuffle": (_number(int, min_val=0), None, "seed of a new order each epoch (default: the fixed order)"),
+    "--chunk-size": (_number(int, min_val=1), None, "minibatches held in memory at a time (default: all)"),
 }
 
 
@@ -292,6 +295,7 @@ def _load(name, offline):
 
 
 def cmd_train(args) -> int:
+    """``train``: train, checkpoint, plot, and write ``summary.json``.  See ``book/saving_and_plotting.ipynb``."""
     from dlt_lib import backend, models, plot, training
     from dlt_lib.files import write_atomically
 
@@ -320,6 +324,8 @@ def cmd_train(args) -> int:
         n_epochs=args.n_epochs,
         optimizer=args.optimizer,
         early_stopping=stopper,
+        shuffle=args.shuffle,
+        chunk_size=args.chunk_size,
         progress=not args.quiet,
         checkpoint_path=checkpoint,
         resume_from=checkpoint if args.resume else None,
@@ -346,6 +352,7 @@ def _summary(args, settings, model, splits, history, seconds) -> dict:
             "optimizer": args.optimizer,
             "patience_increase": args.patience_increase,
             "improvement_threshold": args.improvement_threshold,
+            "shuffle": args.shuffle,
         },
         "dataset": args.dataset,
         "data_source": splits.source,
@@ -364,6 +371,7 @@ def _summary(args, settings, model, splits, history, seconds) -> dict:
 
 
 def cmd_evaluate(args) -> int:
+    """``evaluate``: the validation and test errors of a checkpoint.  See ``book/saving_and_plotting.ipynb``."""
     from dlt_lib import backend, checkpoint
 
     if args.mode:
@@ -473,6 +481,7 @@ def _exit_code(exc: BaseException) -> int | None:
 
 
 def main(argv=None) -> int:
+    """Run a command; return its exit status (:data:`EXIT_CODES`).  See ``book/saving_and_plotting.ipynb``."""
     args = build_parser().parse_args(argv)
     command = {"train": cmd_train, "evaluate": cmd_evaluate, "search": cmd_search}[args.command]
     try:

@@ -111,11 +111,17 @@ _N_VALID = 10_000
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither installed nor cached, and may not be downloaded."""
+    """A dataset is neither installed nor cached, and may not be downloaded.
+
+    Taught in ``book/dataset.ipynb``.
+    """
 
 
 class SampleFallbackWarning(UserWarning):
-    """``load_mnist`` used the embedded 10,000-digit sample, not the full set."""
+    """``load_mnist`` used the embedded 10,000-digit sample, not the full set.
+
+    Taught in ``book/dataset.ipynb``.
+    """
 
 
 # ----------------------------------------------------------------------------
@@ -124,7 +130,7 @@ class SampleFallbackWarning(UserWarning):
 
 
 class Split(NamedTuple):
-    """One split: images ``X`` (n, 784) and labels ``y`` (n,)."""
+    """One split: images ``X`` (n, 784) and labels ``y`` (n,).  Taught in ``book/dataset.ipynb``."""
 
     X: np.ndarray
     y: np.ndarray
@@ -145,6 +151,7 @@ class DataSplits(tuple):
     - ``.source``: a sentence naming the file, URL or sample used;
     - ``.class_names``: a label's name is ``class_names[label]``;
     - ``.notice``: why a fallback was taken, or ``None``.
+    Taught in ``book/dataset.ipynb``.
     """
 
     def __new__(cls, train, valid, test, *, source: str = "", name: str = "", class_names=None, notice=None):
@@ -261,6 +268,7 @@ def load_mnist_sample(verbose: bool = True) -> DataSplits:
     ``dlt_lib/datasets/PROVENANCE.md`` and ``scripts/build_mnist_sample.py``.
     Good enough to run every chapter offline; expect error rates a little
     higher than with the full 50,000 training images.
+    Taught in ``book/dataset.ipynb``.
     """
     with resources.files("dlt_lib").joinpath(_SAMPLE_RESOURCE).open("rb") as f, np.load(f) as npz:
         splits = [
@@ -554,6 +562,7 @@ def load_dataset(name: str, **kwargs) -> DataSplits:
     that a caller (the ``dlt`` command line) can pass the same ones whatever
     the dataset; the embedded sample needs neither a cache nor a network and
     ignores the first two.
+    Taught in ``book/dataset.ipynb``.
     """
     key = str(name).strip().lower().replace("_", "-")
     loaders = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion-mnist": load_fashion_mnist}
@@ -619,7 +628,7 @@ class SharedSplit:
 
 
 class SharedSplits(NamedTuple):
-    """The three :class:`SharedSplit` returned by :func:`shared_splits`."""
+    """The three :class:`SharedSplit` returned by :func:`shared_splits`.  Taught in ``book/dataset.ipynb``."""
 
     train: SharedSplit
     valid: SharedSplit
@@ -670,6 +679,7 @@ def shared_dataset(
         rows as the slice), with shapes fixed when compiling, as JAX needs.
         The last ``n % batch_size`` examples are left out.  The trainer
         stores its training set this way.
+    Taught in ``book/dataset.ipynb``.
     """
     import pytensor
 
@@ -705,7 +715,7 @@ def shared_dataset(
 
 
 def shared_splits(splits, borrow: bool = True) -> SharedSplits:
-    """:func:`shared_dataset` for each of ``(train, valid, test)``."""
+    """:func:`shared_dataset` for each of ``(train, valid, test)``.  Taught in ``book/dataset.ipynb``."""
     if len(splits) != 3:
         raise InvalidParameterError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
     return SharedSplits(

@@ -63,7 +63,7 @@ _CHUNK = 1 << 16
 
 
 class Resource(NamedTuple):
-    """A file we know how to check: its name, size and checksums."""
+    """A file we know how to check: its name, size and checksums.  See ``book/dataset.ipynb``."""
 
     filename: str
     md5: str
@@ -177,6 +177,7 @@ def cache_dir(data_home: str | os.PathLike | None = None) -> Path:
     In order of precedence: the ``data_home`` argument, the ``DLT_DATA_HOME``
     environment variable, then ``$XDG_CACHE_HOME/dlt_lib`` (by default
     ``~/.cache/dlt_lib``).  The directory is not created here.
+    See ``book/dataset.ipynb``.
     """
     if data_home is not None:
         return Path(data_home).expanduser()
@@ -192,7 +193,10 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def is_offline(offline: bool | None = None) -> bool:
-    """Whether to stay off the network: ``offline`` if given, else ``DLT_OFFLINE``."""
+    """Whether to stay off the network: ``offline`` if given, else ``DLT_OFFLINE``.
+
+    See ``book/dataset.ipynb``.
+    """
     if offline is not None:
         return bool(offline)
     value = os.environ.get("DLT_OFFLINE", "").strip().lower()
@@ -222,12 +226,12 @@ def _hash_file(path, algorithm: str) -> str:
 
 
 def file_md5(path) -> str:
-    """Hex MD5 of a file, read in blocks so big files need little memory."""
+    """Hex MD5 of a file, read in blocks so big files need little memory.  See ``book/dataset.ipynb``."""
     return _hash_file(path, "md5")
 
 
 def file_sha256(path) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file.  See ``book/dataset.ipynb``."""
     return _hash_file(path, "sha256")
 
 
@@ -236,6 +240,7 @@ def verify_file(path, md5: str | None, size: int | None = None, sha256: str | No
 
     Otherwise returns a sentence saying what differs (the size is checked
     first: it is free and catches most truncated downloads).
+    See ``book/dataset.ipynb``.
     """
     path = Path(path)
     actual_size = path.stat().st_size
@@ -264,6 +269,7 @@ class Attempt(NamedTuple):
     resolved, connection refused, timed out, TLS failed): the signature of
     a machine without a network.  An HTTP error, a wrong size or a wrong
     checksum means a server *did* answer.
+    See ``book/dataset.ipynb``.
     """
 
     url: str
@@ -284,6 +290,7 @@ class DownloadError(OSError):
         True if no server answered at all -- the caller may then treat the
         machine as offline (``load_mnist`` falls back to its embedded sample);
         if any server answered with bad data the error is real and is raised.
+    See ``book/dataset.ipynb``.
     """
 
     def __init__(self, filename: str, directory, md5: str | None, attempts, hint: str = ""):
@@ -378,7 +385,10 @@ class _BadContent(Exception):
 
 
 def download(urls, filename: str, **kwargs) -> Path:
-    """:func:`download_from` (same arguments), returning only the path of the checked file."""
+    """:func:`download_from` (same arguments), returning only the path of the checked file.
+
+    See ``book/dataset.ipynb``.
+    """
     return download_from(urls, filename, **kwargs)[0]
 
 
@@ -424,6 +434,7 @@ def download_from(
     ------
     DownloadError
         If no URL gave a good copy; it lists each URL and why it failed.
+    See ``book/dataset.ipynb``.
     """
     if md5 is None and size is None and sha256 is None:
         raise InvalidParameterError(
@@ -472,6 +483,7 @@ def fetch(
     ``base_urls`` are directories (``filename`` is appended) unless
     ``full_urls`` is true.  A cached copy with a wrong checksum is replaced.
     Returns ``(path, origin)``: origin is ``"cache"`` or the URL that worked.
+    See ``book/dataset.ipynb``.
     """
     relative = f"{subdir}/{resource.filename}" if subdir else resource.filename
     cached = cache_dir(data_home) / relative

@@ -28,6 +28,7 @@ def atomic_file(path, suffix: str = ".tmp"):
     the block can check what it wrote (a download checks its checksum) and
     raise to discard it.  If the block raises, the temporary file is
     removed and ``path`` is left as it was.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +55,10 @@ def atomic_file(path, suffix: str = ".tmp"):
 
 
 def write_atomically(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through :func:`atomic_file`; return the path."""
+    """Write ``data`` to ``path`` through :func:`atomic_file`; return the path.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     with atomic_file(path) as handle:
         handle.write(data)
     return Path(path)

@@ -40,18 +40,27 @@ def _check_labels(y) -> None:
 
 
 def predictions(p_y_given_x):
-    """The predicted class of each row: the index of its largest probability."""
+    """The predicted class of each row: the index of its largest probability.
+
+    Taught in ``book/losses.ipynb``.
+    """
     return pt.argmax(p_y_given_x, axis=1)
 
 
 def zero_one_loss(p_y_given_x, y):
-    """Number of misclassified examples: ``sum_i [argmax_k p(k|x_i) != y_i]``."""
+    """Number of misclassified examples: ``sum_i [argmax_k p(k|x_i) != y_i]``.
+
+    Taught in ``book/losses.ipynb``.
+    """
     _check_labels(y)
     return pt.sum(pt.neq(predictions(p_y_given_x), y))
 
 
 def zero_one_rate(p_y_given_x, y):
-    """Fraction of misclassified examples (the 0-1 loss divided by ``n``)."""
+    """Fraction of misclassified examples (the 0-1 loss divided by ``n``).
+
+    Taught in ``book/losses.ipynb``.
+    """
     _check_labels(y)
     return pt.mean(pt.neq(predictions(p_y_given_x), y))
 
@@ -69,6 +78,7 @@ def log_probabilities_of_labels(log_p_y_given_x, y):
 
     Labels outside ``0..n_classes-1`` would pick nothing: the library checks
     labels where data enters (``check_data`` of the models, the trainer).
+    Taught in ``book/losses.ipynb``.
     """
     _check_labels(y)
     classes = pt.arange(log_p_y_given_x.shape[1])
@@ -82,6 +92,7 @@ def negative_log_likelihood(p_y_given_x, y, reduction: str = "mean", *, log_p_y_
 
     Pass ``log_p_y_given_x`` when you have it (models compute it from the logits
     with a stable log-softmax); otherwise ``log(p_y_given_x)`` is used.
+    Taught in ``book/losses.ipynb``.
     """
     check_option(reduction, "reduction", ("mean", "sum"))
     log_p = pt.log(p_y_given_x) if log_p_y_given_x is None else log_p_y_given_x
@@ -90,7 +101,10 @@ def negative_log_likelihood(p_y_given_x, y, reduction: str = "mean", *, log_p_y_
 
 
 def l1_penalty(params):
-    """``sum_k sum |theta_k|`` over a list of parameters (usually only the weights)."""
+    """``sum_k sum |theta_k|`` over a list of parameters (usually only the weights).
+
+    Taught in ``book/regularization.ipynb``.
+    """
     params = list(params)
     if not params:
         raise InvalidParameterError("l1_penalty needs at least one parameter; got an empty list.")
@@ -98,7 +112,10 @@ def l1_penalty(params):
 
 
 def l2_penalty(params):
-    """The *squared* L2 norm ``sum_k sum theta_k^2`` (weight decay, without the 1/2)."""
+    """The *squared* L2 norm ``sum_k sum theta_k^2`` (weight decay, without the 1/2).
+
+    Taught in ``book/regularization.ipynb``.
+    """
     params = list(params)
     if not params:
         raise InvalidParameterError("l2_penalty needs at least one parameter; got an empty list.")

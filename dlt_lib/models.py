@@ -54,6 +54,7 @@ def log_softmax(logits):
 
     ``softmax(z)`` then ``log`` would round tiny probabilities to 0 and give
     ``-inf``; subtracting the row maximum first keeps every ``exp`` <= 1.
+    Taught in ``book/losses.ipynb``.
     """
     # The shift changes no result (log-softmax is the same for z and z - c),
     # so its gradient is zero; zero_grad says so and spares the gradient graph
@@ -185,6 +186,7 @@ class LogisticRegression(_Classifier):
         Number of classes.
     input : symbolic matrix, optional
         The input variable; a fresh ``pt.matrix("x")`` when omitted.
+    Taught in ``book/losses.ipynb``.
     """
 
     def __init__(self, n_in: int, n_out: int, input=None):
@@ -210,6 +212,7 @@ def glorot_uniform(rng, n_in, n_out, activation="tanh"):
     That bound keeps the variance of activations and of back-propagated
     gradients roughly equal across layers for ``tanh``.  For the logistic
     sigmoid, whose slope at 0 is 1/4 instead of 1, the bound is 4 times larger.
+    See ``book/putting_it_together.ipynb``.
     """
     bound = np.sqrt(6.0 / (n_in + n_out))
     if activation == "sigmoid":
@@ -223,7 +226,10 @@ _ACTIVATIONS = {"tanh": pt.tanh, "sigmoid": pt.sigmoid}
 
 
 class HiddenLayer:
-    """A fully connected layer ``h = activation(x W + b)`` with Glorot-uniform ``W`` and zero ``b``."""
+    """A fully connected layer ``h = activation(x W + b)`` with Glorot-uniform ``W`` and zero ``b``.
+
+    Taught in ``book/putting_it_together.ipynb``.
+    """
 
     def __init__(self, rng, input, n_in: int, n_out: int, activation: str = "tanh", name: str = "hidden"):
         if activation not in _ACTIVATIONS:
@@ -247,6 +253,7 @@ class MLP(_Classifier):
 
     ``p(y|x) = softmax(tanh(x W1 + b1) W2 + b2)``.  The hidden weights are
     drawn from a seeded generator, so the same ``seed`` gives the same model.
+    Taught in ``book/putting_it_together.ipynb``.
     """
 
     def __init__(

@@ -21,17 +21,20 @@ They live here, once, so that each chapter shows them the same way:
 
 Conventions shared by all of them:
 
-- Each drawing function takes an optional ``ax`` (a Matplotlib ``Axes`` to
-  draw into, e.g. one panel of your own figure) and returns the ``Figure``.
-  Without ``ax`` it makes a new figure sized for the book's page width.
-- Nothing here calls ``plt.show()``: in a notebook, Matplotlib shows the
-  figures made in a cell when the cell ends; in a script, call it yourself
-  or use :func:`save_figure`.  (Write ``fig = learning_curves(h)`` rather
-  than ending a cell with ``learning_curves(h)``, or the notebook may show
-  the figure twice: once as the cell's value and once as a figure made in it.)
-- The look comes from :data:`STYLE`, applied with ``plt.rc_context`` only
-  while a function draws.  Importing this module changes none of your
-  Matplotlib settings.
+- **Making**: each drawing function takes an optional ``ax`` (a Matplotlib
+  ``Axes`` to draw into, e.g. one panel of your own figure); without it, it
+  makes a new ``pyplot`` figure sized for the book's page width.
+- **Returning**: it returns the ``Figure``.
+- **Showing**: nothing here calls ``plt.show()``.  In a notebook, Matplotlib
+  shows every figure made in a cell, once, when the cell ends: write
+  ``fig = learning_curves(h)``, and do not also end the cell with ``fig``
+  (the cell's value would show it a second time).  In a script, call
+  ``plt.show()`` or :func:`save_figure`.
+- **Look**: :data:`STYLE`, put in force by :func:`style` only while a
+  function draws; :func:`style` restores only what it changed, so it never
+  turns off the interactive mode that makes a notebook show its figures
+  (``plt.rc_context`` can).  Use ``with plot.style():`` for your own figures.
+  Importing this module changes none of your Matplotlib settings.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ __all__ = [
     "scale_to_unit_interval",
     "show_tiles",
     "show_weights",
+    "style",
     "tile_raster_images",
 ]
 
@@ -121,7 +125,7 @@ def style(**overrides):
             ...
 
     Unlike ``plt.rc_context(STYLE)``, it restores only the settings it
-    changed.  ``rc_context`` restores *all* of them, ``interactive`` included:
+    changed (used for the chapters' own figures, e.g. in ``book/early_stopping.ipynb``).  ``rc_context`` restores *all* of them, ``interactive`` included:
     when a notebook's first figure is made inside it, Matplotlib picks the
     inline backend there, which turns interactive mode on, and leaving the
     context turns it off again, so that no later figure reaches the page.
@@ -168,6 +172,7 @@ def moving_average(values, window: int) -> np.ndarray:
     Near the ends the window is cut short, so the result has the length of
     the input and no edge effects.  Computed with cumulative sums, so it takes
     the same time whatever the window (a million updates in a few ms).
+    See ``book/saving_and_plotting.ipynb``.
     """
     values = np.asarray(values, dtype=float)
     if window <= 1 or values.size == 0:
@@ -436,6 +441,7 @@ def scale_to_unit_interval(image) -> np.ndarray:
 
     A constant image has no range to stretch: it maps to all zeros instead
     of a division by zero.  NaNs are ignored and come out as 0.
+    See ``book/dataset.ipynb``.
     """
     image = np.asarray(image, dtype=float)
     finite = np.isfinite(image)
@@ -520,6 +526,7 @@ def tile_raster_images(
     numpy.ndarray of uint8, shape ``((height + gap) * rows - gap, (width + gap) * cols - gap)``
         0 is black, 255 white.  Image ``k`` is at grid row ``k // cols``,
         column ``k % cols``, with its values rounded to the nearest 1/255.
+    Taught in ``book/dataset.ipynb``.
     """
     mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
     return np.round(np.nan_to_num(mosaic, nan=0.0) * 255).astype(np.uint8)
@@ -551,6 +558,7 @@ def show_tiles(
     stand apart whatever their own background.  ``labels`` (one string per
     image) are written under the images, ``row_labels`` (one per row of the
     grid) to the left of the rows.  Returns the Figure.
+    Taught in ``book/dataset.ipynb``.
     """
     H, W = img_shape
     if labels is not None:
@@ -633,6 +641,7 @@ def show_weights(
         strongest opposite one).  Default: the largest ``abs(W)``.
 
     Returns the Figure.
+    Taught in ``book/regularization.ipynb``.
     """
     W = np.asarray(W.get_value() if hasattr(W, "get_value") else W, dtype=float)
     height, width = (int(s) for s in img_shape)
@@ -758,6 +767,7 @@ def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (n_classes, n_classes)
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     if len(y_true) != len(y_pred):
@@ -814,6 +824,7 @@ def plot_confusion_matrix(
     cmap : colour map for the cells.
 
     Returns the Figure.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     if class_names is not None and n_classes is None:
         n_classes = len(class_names)
@@ -898,6 +909,7 @@ def save_figure(fig, path, dpi=150, **savefig_kwargs) -> Path:
     ``path`` gets a ``.png`` suffix if it has none; other formats are
     refused.  Extra keyword arguments go to ``fig.savefig``.  Returns the
     path written.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     path = Path(path)
     if path.suffix == "":

@@ -20,7 +20,10 @@ from dlt_lib import updates as update_rules
 
 
 def median_times(functions: dict, repeats: int = 5, warmup: int = 1) -> dict:
-    """Call each function ``warmup`` times, then ``repeats`` times interleaved; return median seconds per name."""
+    """Call each function ``warmup`` times, then ``repeats`` times interleaved; return median seconds per name.
+
+    Taught in ``book/backends.ipynb``.
+    """
     for fn in functions.values():
         for _ in range(warmup):
             fn()
@@ -35,6 +38,8 @@ def median_times(functions: dict, repeats: int = 5, warmup: int = 1) -> dict:
 
 @dataclass
 class EpochTiming:
+    """Seconds per epoch at one batch size (:func:`epoch_times`).  See ``book/gradient_descent.ipynb``."""
+
     batch_size: int
     updates_per_epoch: int
     seconds_per_epoch: float
@@ -51,6 +56,7 @@ def epoch_times(
 
     ``model_factory()`` returns a fresh model; the updates are those the
     trainer runs (:func:`dlt_lib.training.compile_updates`).
+    Taught in ``book/gradient_descent.ipynb``.
     """
     results = []
     for batch_size in batch_sizes:
@@ -72,8 +78,9 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
     ``batch_size``, as the trainer stores it: minibatch ``i`` is the block ``X[i]``,
     the same rows as the tutorials' slice, in a form JAX can compile.)
     ``"host"``: the function takes the minibatch arrays as inputs, copied in on
-    every call.  On a CPU both read the same memory; in JAX mode on a GPU the
+    every call (see :func:`_off_boundary` for mode JAX on a CPU).  On a CPU both read the same memory; in JAX mode on a GPU the
     host version copies every batch to the device, the shared one never does.
+    Taught in ``book/dataset.ipynb``.
     """
     from dlt_lib.models import LogisticRegression
 
@@ -103,7 +110,7 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
     cost_h, ups_h = step_for(model_h, labels_h)
     from_host = pytensor.function([x_in, labels_h], cost_h, updates=ups_h, mode=pmode)
     host_batches = [
-        (Xf[i * batch_size : (i + 1) * batch_size], yi[i * batch_size : (i + 1) * batch_size])
+        (_off_boundary(Xf[i * batch_size : (i + 1) * batch_size]), yi[i * batch_size : (i + 1) * batch_size])
         for i in range(n_batches)
     ]
 
@@ -119,3 +126,18 @@ def feeding_comparison(X, y, batch_size=600, n_batches=None, mode=None, repeats=
         np.asarray(out)
 
     return median_times({"shared": shared_pass, "host": host_pass}, repeats=repeats)
+
+
+def _off_boundary(array: np.ndarray) -> np.ndarray:
+    """A copy of ``array`` starting 16 bytes past a 64-byte boundary.
+
+    On a CPU, XLA uses a NumPy array in place when it starts on a 64-byte
+    boundary and copies it otherwise, so whether a host-fed JAX step copies
+    would depend on where the allocator put each minibatch.  Off the boundary
+    it always copies, as it must to a GPU: the comparison measures the copy.
+    """
+    raw = np.empty(array.nbytes + 80, dtype=np.uint8)
+    start = (-raw.ctypes.data) % 64 + 16
+    out = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out

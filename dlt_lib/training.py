@@ -71,7 +71,7 @@ __all__ = [
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training cost became NaN or infinite."""
+    """The training cost became NaN or infinite.  See ``book/early_stopping.ipynb``."""
 
 
 # ----------------------------------------------------------------------------
@@ -140,7 +140,10 @@ class EarlyStopping:
 # ----------------------------------------------------------------------------
 @dataclass
 class ValidationRecord:
-    """One validation: what :func:`train` passes to ``on_validation`` and keeps in :attr:`History.records`."""
+    """One validation: what :func:`train` passes to ``on_validation`` and keeps in :attr:`History.records`.
+
+    Taught in ``book/early_stopping.ipynb``.
+    """
 
     iteration: int  # 0-based index of the minibatch update just done
     epoch: int  # 1-based
@@ -262,6 +265,27 @@ class MinibatchFeed:
         """The symbolic ``(X, y)`` of minibatch ``index`` of the chunk in memory."""
         return self.shared.minibatch(index)
 
+    def refill(self, X, y, shuffle=None) -> None:
+        """Feed other arrays of the same shapes (and another shuffle seed) to the same compiled step."""
+        if np.shape(X) != self.X.shape or np.shape(y) != self.y.shape:
+            raise InvalidParameterError(
+                f"refill needs arrays of the shapes this feed was built for, {self.X.shape} and {self.y.shape}; "
+                f"got {np.shape(X)} and {np.shape(y)}. Build a new feed (compile again) for other shapes."
+            )
+        if (shuffle is None) != (self.shuffle is None):
+            raise InvalidParameterError("refill cannot turn shuffling on or off: build a new feed for that.")
+        if X is self.X and y is self.y and shuffle == self.shuffle:
+            return  # the same data in the same order: what is loaded stays right
+        self.X, self.y, self.shuffle, self._order = np.asarray(X), np.asarray(y), shuffle, (None,)
+        if hasattr(self, "_buffers"):
+            self._loaded = None  # the next load() fills the buffers from the new arrays
+            return
+        n = self.n_batches * self.batch_size
+        split = data.shared_dataset((self.X[:n], self.y[:n]), batch_size=self.batch_size)
+        self.shared.X.set_value(split.X.get_value(borrow=True), borrow=True)
+        self.shared.y.set_value(split.y.get_value(borrow=True), borrow=True)
+        backend.place_on_device([self.shared.X, self.shared.y], self.mode)
+
     def load(self, iteration: int) -> int:
         """Put the chunk holding update ``iteration``'s minibatch in the shared variables; return its index there."""
         epoch, batch = divmod(iteration, self.n_batches)
@@ -325,6 +349,13 @@ def training_cost(model, y, l1=0.0, l2=0.0):
     return cost
 
 
+def _check_numbers(learning_rate, l1, l2) -> None:
+    update_rules.check_learning_rate(learning_rate)
+    for name, value in (("l1", l1), ("l2", l2)):
+        if not isinstance(value, Variable):
+            check_scalar(value, name, min_val=0, hint="It is the weight of a penalty; 0 turns it off.")
+
+
 def _shared_scalar(value, name):
     """A number as a floatX shared scalar: a step compiled with it serves every value (no new C module)."""
     if isinstance(value, Variable) or not value:
@@ -340,18 +371,31 @@ class UpdateRunner:
     iterations.  Keeps what it was built from: ``cost``, the label variable
     ``y``, the ``updates`` mapping, the :class:`MinibatchFeed` ``feed``, and
     ``state_vars``, the optimizer's state (velocities, averages, counters).
+    Taught in ``book/backends.ipynb``.
     """
 
     def __init__(self, model, cost, y, updates, feed, mode_name, use_scan):
         self.cost, self.y, self.updates, self.feed, self.use_scan = cost, y, updates, feed, use_scan
         self.n_batches = feed.n_batches
         self.state_vars = [var for var in updates if not any(var is p for p in model.params)]
+        self.hyperparameters = {}  # name -> the shared scalar compile_updates made for a number
         compile_fn = _compile_scan if use_scan else _compile_step
         self.fn = compile_fn(model, cost, y, updates, feed, backend.get_mode(mode_name))
         # The inputs are always int64 scalars we make ourselves (once, here):
         # skip the per-call input checks (a large part of the cost of a tiny call).
         self.fn.trust_input = True
         self._index = [np.asarray(i, dtype="int64") for i in range(feed.chunk_size)]
+
+    def restart(self, **values) -> None:
+        """Start a new run with this compiled step: new values of its shared hyper-parameters, zero optimizer state.
+
+        ``values``: numbers for the learning rate, ``l1`` and ``l2`` that
+        :func:`compile_updates` keeps in shared scalars (``lr=``, ``l1=``, ``l2=``).
+        """
+        for name, value in values.items():
+            self.hyperparameters[name].set_value(np.asarray(value, dtype=pytensor.config.floatX))
+        for var in self.state_vars:
+            var.set_value(np.zeros_like(var.get_value(borrow=True)))
 
     def epoch(self) -> np.ndarray:
         """One pass over every minibatch (of the first epoch's order); returns the cost of each update."""
@@ -402,7 +446,10 @@ def _compile_scan(model, cost, y, updates, feed, mode):
 
 
 def scans_by_default(mode_name: str) -> bool:
-    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above)."""
+    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above).
+
+    See ``book/backends.ipynb``.
+    """
     return backend.normalise_mode(mode_name) == "NUMBA"
 
 
@@ -434,13 +481,12 @@ def compile_updates(
     shared variable.  Taught in ``book/backends.ipynb``.
     """
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-    update_rules.check_learning_rate(learning_rate)
-    for name, value in (("l1", l1), ("l2", l2)):
-        if not isinstance(value, Variable):
-            check_scalar(value, name, min_val=0, hint="It is the weight of a penalty; 0 turns it off.")
+    _check_numbers(learning_rate, l1, l2)
     model.check_data(X, y)
     # Numbers become shared scalars, so that the next run with other values reuses the compiled step.
-    learning_rate, l1, l2 = (_shared_scalar(v, n) for v, n in ((learning_rate, "lr"), (l1, "l1"), (l2, "l2")))
+    given = {"lr": learning_rate, "l1": l1, "l2": l2}
+    shared = {name: _shared_scalar(value, name) for name, value in given.items()}
+    learning_rate, l1, l2 = shared.values()
     rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
     feed = MinibatchFeed(X, y, batch_size, shuffle=shuffle, chunk_size=chunk_size, mode=mode_name)
     labels = pt.ivector("y")
@@ -448,7 +494,9 @@ def compile_updates(
     updates = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
     if use_scan is None:
         use_scan = scans_by_default(mode_name)
-    return UpdateRunner(model, cost, labels, updates, feed, mode_name, use_scan)
+    runner = UpdateRunner(model, cost, labels, updates, feed, mode_name, use_scan)
+    runner.hyperparameters = {name: var for name, var in shared.items() if var is not given[name]}
+    return runner
 
 
 # ----------------------------------------------------------------------------
@@ -464,7 +512,10 @@ def training_state_path(path) -> Path:
 
 
 def save_training_state(path, model, runner, stopper, history, iteration, best_params) -> Path:
-    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history."""
+    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     arrays = {f"param:{k}": v for k, v in model.get_param_values().items()}
     arrays.update({f"best:{k}": v for k, v in best_params.items()})
     arrays.update({f"state:{i}": var.get_value(borrow=False) for i, var in enumerate(runner.state_vars)})
@@ -483,6 +534,7 @@ def restore_training_state(path, model, runner, stopper, history):
 
     Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a state from another
     model, optimizer or number of minibatches, before changing anything.
+    See ``book/saving_and_plotting.ipynb``.
     """
     source = training_state_path(path)
     arrays, meta = checkpoint.read_arrays(source)
@@ -606,23 +658,22 @@ def train(
     History
         The validation records, per-update training costs and timings.
 
+    The compiled functions are kept on the model: training the same model
+    again with the same kind of settings (other numbers for the learning
+    rate or penalties, other data of the same shapes, another shuffle seed)
+    starts them afresh instead of compiling them again.
+
     Taught in ``book/early_stopping.ipynb``; the tutorials' loop is
     ``logistic_sgd.py``'s ``sgd_optimization_mnist``.
     """
     (Xtr, ytr), valid, test = _splits(data, model)
-    check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
-    if "training" in (checkpoint_metadata or {}):
-        raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
+    _check_run_settings(n_epochs, checkpoint_metadata)
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-
     t0 = time.perf_counter()
     settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
-    settings.update(shuffle=shuffle, chunk_size=chunk_size)
-    step = compile_updates(model, Xtr, ytr, mode=mode_name, **settings, **(optimizer_kwargs or {}))
-    evaluate = _Evaluation(model, step.y, valid, test, mode_name)
-    run = _Run(
-        model, step, copy.copy(early_stopping or EarlyStopping()), evaluate
-    )  # a copy: yours stays as it is
+    settings.update(shuffle=shuffle, chunk_size=chunk_size, mode=mode_name, **(optimizer_kwargs or {}))
+    step, evaluate = _compiled(model, (Xtr, ytr), valid, test, settings)
+    run = _Run(model, step, copy.copy(early_stopping or EarlyStopping()), evaluate)  # yours stays as it is
     history, stopper = run.history, run.stopper
     history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
     history.data_source = getattr(data, "source", "arrays passed by the caller")
@@ -637,8 +688,8 @@ def train(
             bar.update(done + 1 - first)
             if (done + 1) % history.validation_frequency == 0:
                 record = run.validate(done)
-                bar.set_postfix(
-                    valid=f"{100 * record.valid_error:.2f}%", best=f"{100 * stopper.best_loss:.2f}%"
+                bar.set_postfix_str(
+                    f"valid {100 * record.valid_error:.2f}%, best {100 * stopper.best_loss:.2f}%"
                 )
                 if checkpoint_path is not None:
                     run.save(checkpoint_path, checkpoint_metadata or {}, record.is_best)
@@ -653,6 +704,55 @@ def train(
     if restore_best:
         model.set_param_values(run.best_params)
     return history
+
+
+def _compiled(model, train_set, valid, test, settings):
+    """The compiled step and evaluation for ``settings``: compiled at the first run, reused by the next ones.
+
+    They are kept on the model (its parameters are what they update): a
+    second ``train(model, ...)`` with the same kind of settings (numbers may
+    differ: learning rate, penalties; data of the same shapes, another shuffle
+    seed) starts the same compiled functions afresh instead of compiling them
+    again, which takes seconds.
+    """
+    cache = model.__dict__.setdefault("_trainer_cache", {})
+    key = _settings_key(train_set, settings)
+    if key is None or key not in cache:
+        step = compile_updates(model, *train_set, **settings)
+        cache.update({} if key is None else {key: (step, {})})
+    else:
+        step = cache[key][0]
+        _check_numbers(settings["learning_rate"], settings["l1"], settings["l2"])
+        numbers_ = {"lr": settings["learning_rate"], "l1": settings["l1"], "l2": settings["l2"]}
+        step.restart(**{name: value for name, value in numbers_.items() if name in step.hyperparameters})
+        step.feed.refill(*train_set, shuffle=settings["shuffle"])
+    evaluations = cache[key][1] if key is not None else {}
+    data_key = tuple(id(array) for split in (valid, test) for array in split)
+    if data_key not in evaluations:
+        evaluations[data_key] = (valid, test, _Evaluation(model, step.y, valid, test, settings["mode"]))
+    return step, evaluations[data_key][2]
+
+
+def _settings_key(train_set, settings):
+    """What decides the compiled graph: shapes, rule, which penalties, symbolic values, mode; None if unhashable."""
+    X, y = (np.asarray(a) for a in train_set)
+    kinds = {}
+    for name, value in settings.items():
+        if name in ("learning_rate", "l1", "l2") and not isinstance(value, Variable):
+            value = bool(value)  # numbers go in shared scalars: only "is there a penalty" shapes the graph
+        kinds[name] = value if name != "shuffle" else value is None
+    try:
+        key = (X.shape, X.dtype.str, y.shape, tuple(sorted(kinds.items())))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _check_run_settings(n_epochs, checkpoint_metadata) -> None:
+    check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
+    if "training" in (checkpoint_metadata or {}):
+        raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
 
 
 class _Evaluation:

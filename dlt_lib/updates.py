@@ -208,7 +208,10 @@ def _check_hyperparameter(value, name, hint="", **bounds) -> None:
 
 
 def check_learning_rate(learning_rate) -> None:
-    """Raise :class:`~dlt_lib.validation.InvalidParameterError` unless ``learning_rate`` is > 0 or a symbolic scalar."""
+    """Raise :class:`~dlt_lib.validation.InvalidParameterError` unless ``learning_rate`` is > 0 or a symbolic scalar.
+
+    See ``book/gradient_descent.ipynb``.
+    """
     hint = "Typical values are 0.01-0.1 for sgd/momentum and 0.001 for adam (or pass a symbolic scalar)."
     _check_hyperparameter(learning_rate, "learning_rate", hint, min_val=0, include_boundaries="neither")
 

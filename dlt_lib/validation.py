@@ -29,6 +29,7 @@ class InvalidParameterError(ValueError, TypeError):
     Both a ``ValueError`` and a ``TypeError`` (as scikit-learn's
     ``InvalidParameterError`` is), so ``except ValueError`` catches it
     whichever was wrong.
+    The errors a reader meets in every chapter; see ``book/gradient_descent.ipynb``.
     """
 
 
@@ -37,7 +38,10 @@ _BRACKETS = {"both": "[]", "left": "[)", "right": "(]", "neither": "()"}
 
 
 def describe_scalar(target_type=numbers.Real, min_val=None, max_val=None, include_boundaries="both") -> str:
-    """What :func:`check_scalar` accepts, in words: ``"an integer >= 1"``, ``"a number in (0, 1]"``."""
+    """What :func:`check_scalar` accepts, in words: ``"an integer >= 1"``, ``"a number in (0, 1]"``.
+
+    The errors a reader meets in every chapter; see ``book/gradient_descent.ipynb``.
+    """
     kind = _TYPE_NAMES.get(target_type, f"a {getattr(target_type, '__name__', target_type)}")
     left, right = _BRACKETS[include_boundaries]
     low, high = (v if v is None or isinstance(v, numbers.Integral) else f"{v:g}" for v in (min_val, max_val))
@@ -81,6 +85,7 @@ def check_scalar(
     ------
     InvalidParameterError
         With a message naming the argument, what is allowed and what was given.
+    The errors a reader meets in every chapter; see ``book/gradient_descent.ipynb``.
     """
     expected = describe_scalar(target_type, min_val, max_val, include_boundaries)
     is_bool = isinstance(value, bool)
@@ -93,7 +98,10 @@ def check_scalar(
 
 
 def check_option(value, name, options, hint=""):
-    """Return ``value`` if it is one of ``options``; raise :class:`InvalidParameterError` otherwise."""
+    """Return ``value`` if it is one of ``options``; raise :class:`InvalidParameterError` otherwise.
+
+    The errors a reader meets in every chapter; see ``book/gradient_descent.ipynb``.
+    """
     if value not in options:
         _fail(name, f"one of {', '.join(map(repr, options))}", repr(value), hint)
     return value

@@ -22,6 +22,8 @@ from dlt_lib.validation import check_option
 
 @dataclass(frozen=True)
 class Surface:
+    """A loss of two parameters that can be drawn.  Taught in ``book/gradient_descent.ipynb``."""
+
     name: str
     loss: object  # function (x, y) -> expression; works on PyTensor variables and NumPy arrays alike
     start: tuple
@@ -79,7 +81,7 @@ def trajectory(surface: str, optimizer: str, learning_rate: float, steps: int, s
     """Positions visited by ``optimizer`` on ``surface``: an array of shape ``(steps + 1, 2)``.
 
     A path that leaves the plotted region by a factor of 1e6 is cut short
-    there (the rule diverged at this learning rate).
+    there (the rule diverged at this learning rate).  Taught in ``book/gradient_descent.ipynb``.
     """
     check_option(surface, "surface", tuple(SURFACES))
     step, position, lr, state = _stepper(surface, optimizer.lower().replace("-", "_"))
@@ -111,7 +113,10 @@ COLORS = {
 
 
 def plot_trajectories(surface: str, paths: dict, ax=None, title=None):
-    """Draw ``paths`` (name -> array from :func:`trajectory`) over the contours of ``surface``."""
+    """Draw ``paths`` (name -> array from :func:`trajectory`) over the contours of ``surface``.
+
+    Taught in ``book/gradient_descent.ipynb``.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
@@ -154,7 +159,7 @@ def optimizer_explorer(surface="ravine", optimizers=("sgd", "momentum", "adam"),
 
     In the rendered book the controls and the first figure are stored in the
     page; moving the sliders recomputes only when a Python kernel is running
-    (Binder, Colab, or locally).
+    (Binder, Colab, or locally).  Taught in ``book/gradient_descent.ipynb``.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt

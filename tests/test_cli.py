@@ -109,6 +109,8 @@ BAD = {
     ("train", "--patience-increase"): "0.5",
     ("train", "--improvement-threshold"): "1.5",
     ("train", "--seed"): "-1",
+    ("train", "--shuffle"): "yes",
+    ("train", "--chunk-size"): "0",
     ("train", "--optimizer"): "adamw",
     ("train", "--mode"): "GPU",
     ("train", "--output-dir"): "FILE",

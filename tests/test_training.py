@@ -396,3 +396,32 @@ def test_numbers_are_kept_in_shared_scalars_so_new_values_reuse_the_compiled_ste
     _, penalised = run(n_epochs=1, l2=l2)
     _, numeric = run(n_epochs=1, l2=0.5)
     assert penalised.train_costs == pytest.approx(numeric.train_costs, rel=1e-5)
+
+
+def test_a_second_run_on_the_same_model_reuses_the_compiled_functions(monkeypatch):
+    model = LogisticRegression(12, 3)
+    start = model.get_param_values()
+    run(model, n_epochs=2, optimizer="momentum", shuffle=1)
+    model.set_param_values(start)
+
+    def no_compiling(*args, **kw):
+        raise AssertionError("compiled again")
+
+    with monkeypatch.context() as patch:  # other numbers, another order, the same graph
+        patch.setattr(pytensor, "function", no_compiling)
+        _, again = run(model, n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=0.2, l2=0.0)
+    _, fresh = run(LogisticRegression(12, 3), n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=0.2)
+    assert again.train_costs == pytest.approx(fresh.train_costs, rel=1e-6)  # a fresh start: velocities at 0
+    with pytest.raises(InvalidParameterError, match="learning_rate"):  # still checked
+        run(model, n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=-1)
+
+
+@pytest.mark.parametrize("shuffle", [None, 4])
+def test_a_feed_takes_other_arrays_of_the_same_shapes(shuffle):
+    (X, y), _, _ = DATA
+    feed = training.MinibatchFeed(X, y, 20, shuffle=shuffle, chunk_size=None if shuffle is None else 5)
+    feed.refill(X[::-1].copy(), y[::-1].copy(), shuffle=shuffle)
+    order = feed.order(0)
+    np.testing.assert_array_equal(_loaded_minibatches(feed, [0])[0], X[::-1][order[:20]])
+    with pytest.raises(InvalidParameterError, match="shapes this feed was built for"):
+        feed.refill(X[:100], y[:100], shuffle=shuffle)
