@@ -388,6 +388,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_search(args) -> int:
+    """Taught in ``book/hyperparameters.ipynb``."""
     from dlt_lib import backend, search
 
     if args.workers and args.scheduler:

@@ -116,6 +116,18 @@ def test_default_spaces_and_objective_checks():
     assert logreg.patience_for(600) == 5_000 and logreg.patience_for(20) == 150_000
 
 
+def test_published_settings_are_the_train_commands_defaults():
+    from dlt_lib.search.space import PUBLISHED_PATIENCE
+
+    for model, defaults in cli.DEFAULTS.items():
+        settings = search.published_settings(model)
+        assert {k: settings[k] for k in defaults if k != "patience"} == {
+            k: v for k, v in defaults.items() if k != "patience"
+        }
+        assert PUBLISHED_PATIENCE[model] == defaults["patience"]
+    assert search.published_settings("mlp")["n_hidden"] == 500  # train's --n-hidden default
+
+
 def test_grid_values_cover_each_dimension():
     space = SearchSpace({"learning_rate": LogUniform(0.01, 1.0), "batch_size": Choice((20, 100)), "l2": 0.0})
     grid = space.grid(3)

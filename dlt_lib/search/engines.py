@@ -29,7 +29,10 @@ ABANDONED_ATTR = "abandoned_tasks"
 
 
 class TaskAbandoned(RuntimeError):
-    """The driver that submitted this trial's task was interrupted; the trial is failed, not run."""
+    """The driver that submitted this trial's task was interrupted; the trial is failed, not run.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
 
 #: Optuna's heartbeat (RDB storages): a running trial whose process died is
@@ -76,6 +79,8 @@ def open_storage(url: str, client=None):
 
     Returns what :func:`optimize` takes as ``storage``: the URL itself for an
     RDB storage (each worker opens its own connection), or the DaskStorage.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     url = str(url).strip()
     if url == "dask" or url.startswith("dask+"):
@@ -133,7 +138,10 @@ def _seed_for(seed, slot):
 
 
 def make_sampler(name="tpe", seed=None, grid=None):
-    """Optuna's sampler called ``name``: "tpe" (the default), "random" or "grid" (``grid``: name -> values)."""
+    """Optuna's sampler called ``name``: "tpe" (the default), "random" or "grid" (``grid``: name -> values).
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     import optuna
 
     if name == "tpe":
@@ -146,7 +154,10 @@ def make_sampler(name="tpe", seed=None, grid=None):
 
 
 def make_pruner(name="median"):
-    """Optuna's pruner called ``name``: "median", "halving" (successive halving) or "none"."""
+    """Optuna's pruner called ``name``: "median", "halving" (successive halving) or "none".
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     import optuna
 
     if name == "median":
@@ -164,7 +175,10 @@ def make_pruner(name="median"):
 
 @dataclass(frozen=True)
 class StudyRef:
-    """What a worker needs to open the study: picklable, sent with each task."""
+    """What a worker needs to open the study: picklable, sent with each task.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
     storage: object  # an RDB URL, or an optuna_integration DaskStorage
     name: str
@@ -193,7 +207,10 @@ class StudyRef:
 # ----------------------------------------------------------------------------
 @dataclass
 class TrialResult:
-    """What a task sends back to the driver."""
+    """What a task sends back to the driver.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
     number: int
     state: str  # "COMPLETE" or "PRUNED"
@@ -238,6 +255,8 @@ def run_trial(study_ref: StudyRef, objective: Objective, task_id: str, slot: int
     the queue.  If the earlier run had finished its trial (the worker died
     just after), that trial is returned instead of running another: a task
     never counts twice.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     import optuna
     from optuna.trial import TrialState
@@ -317,6 +336,8 @@ def start_cluster(n_workers: int, **kwargs):
     The dashboard gets a free port (several users may share a machine).
     Returns the ``distributed.Client``; ``client.cluster`` is the cluster
     (``client.close(); client.cluster.close()`` when done).
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     from distributed import Client, LocalCluster
 
@@ -330,7 +351,10 @@ def start_cluster(n_workers: int, **kwargs):
 
 
 def connect(address: str, timeout: float = 10):
-    """A client on the Dask scheduler at ``address`` (``tcp://host:8786``); one-line error if it does not answer."""
+    """A client on the Dask scheduler at ``address`` (``tcp://host:8786``); one-line error if it does not answer.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     from distributed import Client
 
     try:
@@ -343,7 +367,10 @@ def connect(address: str, timeout: float = 10):
 
 
 def dashboard_link(client) -> str | None:
-    """The Dask dashboard's address, or None when the scheduler cannot serve it (it needs bokeh)."""
+    """The Dask dashboard's address, or None when the scheduler cannot serve it (it needs bokeh).
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     try:
         has_bokeh = client.run_on_scheduler(_scheduler_has_bokeh)
     except Exception:
@@ -397,7 +424,10 @@ def _open_study(objective, storage, study_name, sampler, pruner, seed, grid_poin
 
 
 def n_finished(study) -> int:
-    """Trials that reached a verdict: completed or pruned (failed ones are retried and not counted)."""
+    """Trials that reached a verdict: completed or pruned (failed ones are retried and not counted).
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     return len(study.get_trials(deepcopy=False, states=_finished_states()))
 
 
@@ -432,6 +462,8 @@ def optimize(
     ``seed`` and its slot, so one worker repeats a search exactly.  A grid
     has ``grid_points`` values across each range of the space (and each
     value of a choice).
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise SearchError(f"trials: expected a positive number of trials, got {n_trials!r}.")

@@ -10,7 +10,14 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from dlt_lib.search.space import SearchError, SearchSpace, _check_model, default_space, published_settings
+from dlt_lib.search.space import (
+    PUBLISHED_PATIENCE,
+    SearchError,
+    SearchSpace,
+    _check_model,
+    default_space,
+    published_settings,
+)
 
 
 @functools.lru_cache(maxsize=2)
@@ -88,6 +95,8 @@ class Objective:
     peek_at_test : also measure each trial's test error, in the user
         attribute ``test_error``.  For the book's demonstration of what
         choosing costs only: a real search never looks at the test set.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
 
     model: str
@@ -103,7 +112,6 @@ class Objective:
 
     def __post_init__(self):
         from dlt_lib import backend
-        from dlt_lib.cli import DEFAULTS
 
         _check_model(self.model)
         if self.space is None:
@@ -113,7 +121,7 @@ class Objective:
         if self.model == "logreg" and "n_hidden" in self.space:
             raise SearchError("n_hidden is the MLP's width: logistic regression has no hidden layer.")
         if self.patience is None:
-            self.patience = DEFAULTS[self.model]["patience"]
+            self.patience = PUBLISHED_PATIENCE[self.model]
         self.mode = backend.normalise_mode(self.mode or backend.mode_name())
 
     def settings(self, trial) -> dict:

@@ -22,7 +22,10 @@ from dlt_lib.search.space import Choice, IntRange, LogUniform, SearchError, Sear
 
 
 def trials_table(study) -> list[dict]:
-    """One row per trial: number, state, value, the settings searched, and what the trial recorded."""
+    """One row per trial: number, state, value, the settings searched, and what the trial recorded.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     rows = []
     for t in study.get_trials(deepcopy=False):
         intermediate = t.intermediate_values
@@ -45,7 +48,10 @@ def trials_table(study) -> list[dict]:
 
 
 def write_trials_csv(study, path) -> Path:
-    """The trials as a CSV file (written to a temporary name, then renamed)."""
+    """The trials as a CSV file (written to a temporary name, then renamed).
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     rows = trials_table(study)
     columns = []
     for row in rows:
@@ -74,7 +80,10 @@ def _plotted_trials(study):
 
 
 def plot_history(study, ax=None, title=None):
-    """The optimisation history: each trial's validation error and the best so far."""
+    """The optimisation history: each trial's validation error and the best so far.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     import matplotlib.pyplot as plt
 
     from dlt_lib import plot
@@ -110,7 +119,10 @@ def plot_history(study, ax=None, title=None):
 
 
 def plot_parameters(study, space: SearchSpace | None = None, ncols=3):
-    """Validation error against each searched hyper-parameter, one panel each."""
+    """Validation error against each searched hyper-parameter, one panel each.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     import matplotlib.pyplot as plt
 
     from dlt_lib import plot
@@ -184,6 +196,8 @@ def selection_gap(valid_errors, test_errors, k: int) -> tuple[float, float]:
     minus validation, is how much the chosen validation error flatters the
     choice; it grows with ``k`` because the minimum of more noisy
     measurements is more likely a lucky one.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     valid = np.asarray(valid_errors, dtype=float)
     test = np.asarray(test_errors, dtype=float)
@@ -276,6 +290,8 @@ def run_search(
     known), ``trials.csv``, ``history.png``, ``parameters.png`` and
     ``summary.json``, which holds the best trial's **test** error: the only
     time the search touches the test set.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     started = time.perf_counter()
     output_dir = Path(output_dir)

@@ -26,7 +26,10 @@ PARAMETERS = {
 
 
 class SearchError(ValueError):
-    """A search cannot start or go on; the message says what to change."""
+    """A search cannot start or go on; the message says what to change.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
 
 def _finite(name, value):
@@ -37,7 +40,10 @@ def _finite(name, value):
 
 @dataclass(frozen=True)
 class Uniform:
-    """A float drawn uniformly from ``[low, high]``."""
+    """A float drawn uniformly from ``[low, high]``.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
     low: float
     high: float
@@ -63,6 +69,8 @@ class LogUniform(Uniform):
 
     The right scale for a learning rate or a penalty weight, whose effect
     depends on its order of magnitude (Bergstra & Bengio, 2012).
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
 
     def __post_init__(self):
@@ -82,7 +90,10 @@ class LogUniform(Uniform):
 
 @dataclass(frozen=True)
 class IntRange:
-    """An integer in ``[low, high]``, uniform or (``log=True``) log-uniform."""
+    """An integer in ``[low, high]``, uniform or (``log=True``) log-uniform.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
     low: int
     high: int
@@ -110,7 +121,10 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a few values, e.g. ``Choice(("sgd", "momentum"))`` or ``Choice((20, 100, 600))``."""
+    """One of a few values, e.g. ``Choice(("sgd", "momentum"))`` or ``Choice((20, 100, 600))``.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
 
     values: tuple
 
@@ -173,6 +187,8 @@ class SearchSpace(Mapping):
 
     A space in which nothing varies is refused: there would be nothing to
     search.  Names left out take the model's published setting.
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
 
     def __init__(self, dimensions: Mapping):
@@ -239,7 +255,10 @@ class SearchSpace(Mapping):
 
 
 def parse_item(item: str) -> tuple:
-    """``"learning_rate=1e-3..1:log"`` -> ``("learning_rate", LogUniform(0.001, 1.0))``, checked."""
+    """``"learning_rate=1e-3..1:log"`` -> ``("learning_rate", LogUniform(0.001, 1.0))``, checked.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     name, sep, spec = str(item).partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not spec.strip():
@@ -295,20 +314,38 @@ def _parse_spec(name, spec):
 
 
 def format_space(space: SearchSpace) -> str:
-    """``learning_rate=1e-3..1:log batch_size=20,100``: the searched names as ``--space`` writes them."""
+    """``learning_rate=1e-3..1:log batch_size=20,100``: the searched names as ``--space`` writes them.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     return " ".join(f"{name}={dim}" for name, dim in space.searched.items())
 
 
-def published_settings(model: str) -> dict:
-    """The tutorials' settings for ``model`` (what a name left out of the space takes)."""
-    from dlt_lib.cli import DEFAULTS
+#: The tutorials' settings (``logistic_sgd.py``, ``mlp.py``), the same as the
+#: command line's ``train`` defaults (``dlt_lib.cli.DEFAULTS``; a test keeps
+#: the two equal).  Kept here so that the search does not import the CLI.
+PUBLISHED = {
+    "logreg": {"learning_rate": 0.13, "batch_size": 600, "l1": 0.0, "l2": 0.0, "optimizer": "sgd"},
+    "mlp": {
+        "learning_rate": 0.01,
+        "batch_size": 20,
+        "l1": 0.0,
+        "l2": 1e-4,
+        "optimizer": "sgd",
+        "n_hidden": 500,
+    },
+}
+#: The tutorials' patience, in minibatch updates at the published batch size.
+PUBLISHED_PATIENCE = {"logreg": 5000, "mlp": 10000}
 
+
+def published_settings(model: str) -> dict:
+    """The tutorials' settings for ``model``: what a name left out of the space takes.
+
+    Taught in ``book/hyperparameters.ipynb``.
+    """
     _check_model(model)
-    settings = {"n_hidden": 500, "optimizer": "sgd", **DEFAULTS[model]}
-    settings.pop("patience")
-    if model == "logreg":
-        settings.pop("n_hidden")
-    return settings
+    return dict(PUBLISHED[model])
 
 
 def default_space(model: str) -> SearchSpace:
@@ -319,6 +356,8 @@ def default_space(model: str) -> SearchSpace:
     batch size, width or penalty is a new compiled graph, which PyTensor's
     cache then reuses: a handful of values keeps the compiling to a
     handful.)
+
+    Taught in ``book/hyperparameters.ipynb``.
     """
     _check_model(model)
     dims = {
