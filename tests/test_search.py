@@ -356,7 +356,7 @@ def test_grid_search_on_two_workers_visits_each_point_once(two_workers, tmp_path
 @pytest.mark.dask
 def test_a_worker_killed_mid_trial_loses_nothing(two_workers, tmp_path):
     url = search.open_storage(f"sqlite:///{tmp_path}/study.db")
-    objective = quick_objective(n_epochs=40)  # a few seconds per trial: time to kill one mid-way
+    objective = quick_objective(n_epochs=150)  # seconds per trial: time to kill one mid-way
     outcome = {}
 
     def drive():

@@ -64,6 +64,10 @@ def _train(model, splits, settings, *, n_epochs, patience, mode, on_validation):
     )
 
 
+#: This process's trial models, by shape (see :meth:`Objective._fresh_model`).
+_TRIAL_MODELS = {}
+
+
 @dataclass
 class Objective:
     """One trial of a search: train a model with the settings a trial suggests.
@@ -138,6 +142,23 @@ class Objective:
             return models.LogisticRegression(n_in, 10)
         return models.MLP(n_in, settings["n_hidden"], 10, seed=self.seed)
 
+    def _fresh_model(self, settings, n_in):
+        """A model with its initial weights, the same object for every trial of this shape in this process.
+
+        The trainer keeps its compiled step on the model and starts it afresh
+        for a new run with the same kind of settings (new learning rate or
+        penalty values: new numbers in the same shared scalars), so a trial
+        on a model seen before compiles nothing.  The weights are set back to
+        their initial draws first: every trial starts from the same point.
+        """
+        key = (self.model, n_in, settings.get("n_hidden"), self.seed)
+        if key not in _TRIAL_MODELS:
+            model = self.build_model(settings, n_in)
+            _TRIAL_MODELS[key] = (model, model.get_param_values())
+        model, initial = _TRIAL_MODELS[key]
+        model.set_param_values(initial)
+        return model
+
     def patience_for(self, batch_size: int) -> int:
         """The patience, in updates, of a trial with ``batch_size``: as many examples as the published setting.
 
@@ -153,7 +174,7 @@ class Objective:
     def fit(self, settings, on_validation=None):
         """Train one model with ``settings``; return ``(model, history)``."""
         splits = self.splits()
-        model = self.build_model(settings, splits[0][0].shape[1])
+        model = self._fresh_model(settings, splits[0][0].shape[1])
         history = _train(
             model,
             splits,
