@@ -294,6 +294,11 @@ def test_two_workers_run_a_study_to_its_trial_count(two_workers, tmp_path):
     env = two_workers.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
     assert set(env.values()) == {"1"}
     assert {w["nthreads"] for w in two_workers.scheduler_info()["workers"].values()} == {1}
+    # ... and they share this machine's PyTensor compile cache
+    import pytensor
+
+    compiledirs = two_workers.run(lambda: __import__("pytensor").config.compiledir)
+    assert set(compiledirs.values()) == {pytensor.config.compiledir}
     assert sqlite_ok(tmp_path / "study.db")
 
 
