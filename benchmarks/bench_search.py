@@ -103,6 +103,7 @@ def drawn_settings(obj, seed, n):
     """The settings that the tasks of ``search.optimize(..., sampler="random", seed=seed)`` draw, in order."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # also in a worker (warm_up)
     settings = []
     for slot in range(n):
         study = optuna.create_study(
