@@ -195,18 +195,44 @@ def _markdown(path) -> str:
 
 
 def _fenced_code(markdown: str):
-    """Lines of fenced code blocks (```python, ```bash, ``` ...), not MyST directives (```{...})."""
-    inside = False
+    """Lines of fenced code blocks (```python, ```bash, ``` ...), not MyST directives (```{...}).
+
+    A bare fence closes the innermost open block, directive or code, so the
+    prose after a directive's closing fence is not taken for code.
+    """
+    open_blocks = []  # (fence, "code" | "directive"), innermost last
     for line in markdown.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            if not inside and not stripped[3:].startswith("{"):
-                inside = True
-            elif inside:
-                inside = False
-            continue
-        if inside:
+        fence = re.match(r"(`{3,})(.*)", line.strip())
+        if fence:
+            ticks, info = fence.groups()
+            if open_blocks and open_blocks[-1][0] == ticks and not info.strip():
+                open_blocks.pop()
+                continue
+            if not open_blocks or open_blocks[-1][1] == "directive":
+                open_blocks.append((ticks, "directive" if info.startswith("{") else "code"))
+                continue
+        if open_blocks and open_blocks[-1][1] == "code":
             yield line
+
+
+def test_fenced_code_reads_directives_and_code_blocks_apart():
+    markdown = "\n".join(
+        [
+            "```{solution-start} x",
+            ":class: dropdown",
+            "```",
+            "prose after a directive " + "is long " * 12,
+            "````{exercise} y",
+            "```python",
+            "code_inside_a_directive = 1",
+            "```",
+            "````",
+            "```bash",
+            "echo a ```",
+            "```",
+        ]
+    )
+    assert list(_fenced_code(markdown)) == ["code_inside_a_directive = 1", "echo a ```"]
 
 
 def _chapters():
