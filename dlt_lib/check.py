@@ -50,9 +50,20 @@ from pytensor.graph.basic import Variable
 
 from dlt_lib import backend
 
-#: Seconds one case of a check may run your function before it is stopped.
-#: Change it here, or pass ``timeout=`` to a check (``None`` for no limit).
-DEFAULT_TIMEOUT = float(os.environ.get("DLT_CHECK_TIMEOUT", "5"))
+
+
+def _timeout_from_environment() -> float:
+    text = os.environ.get("DLT_CHECK_TIMEOUT", "3")
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"DLT_CHECK_TIMEOUT must be a number of seconds, e.g. 3; got {text!r}.") from None
+
+
+#: Seconds one case of a check may run your function before it is stopped
+#: (``$DLT_CHECK_TIMEOUT``, default 3).  Change it here, or pass ``timeout=``
+#: to a check (0 for no limit).
+DEFAULT_TIMEOUT = _timeout_from_environment()
 
 
 # --- the result ----------------------------------------------------------------
@@ -307,7 +318,7 @@ def _run(
     ``evaluate(fn, values, timeout, references)`` replaces the default
     symbolic-or-NumPy call for checks of plain Python functions.
     """
-    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout  # read now: a notebook may change it
     evaluate = evaluate or (lambda f, v, t, r: _evaluate(f, v, symbolic_types, t, r))
     result = CheckResult(name, 0, len(cases))
     if not callable(fn):

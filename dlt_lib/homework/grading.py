@@ -25,7 +25,7 @@ class CellTimeouts:
     with ``"homework": {"timeout": seconds}`` in the cell's metadata).
     """
 
-    def __init__(self, student: float = 10, other: float = 300, cells: dict | None = None):
+    def __init__(self, student: float = 30, other: float = 300, cells: dict | None = None):
         self.student, self.other, self.cells = student, other, dict(cells or {})
 
     @classmethod

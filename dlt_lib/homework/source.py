@@ -56,7 +56,7 @@ class Grading:
     tests: float = 1
     answer: float = 1
     points: dict = field(default_factory=dict)
-    student_cell_timeout: float = 10  # seconds a student's code cell may run
+    student_cell_timeout: float = 30  # seconds a student's code cell may run
     other_cell_timeout: float = 300
 
     @classmethod
@@ -297,6 +297,13 @@ c.Execute.interrupt_on_timeout = True
 
 # A submission that deleted a test cell is graded on the original test.
 c.OverwriteCells.add_missing_cells = True
+
+# The feedback shows the tests a student could read, not the hidden ones.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
 '''
 
 
