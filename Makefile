@@ -37,11 +37,12 @@ BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: help book test lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
+.PHONY: help book test lint homework system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
 
 help:
 	@echo "make book    build the executed HTML book into _build/html (open _build/html/index.html)"
 	@echo "make test    ruff, the book build, pytest tests/ (unit + browser), and nbval over every notebook in book/"
+	@echo "make homework  every chapter as an nbgrader assignment in $(HOMEWORK_DIR) (source/ and release/)"
 	@echo "make system-deps   install the Debian packages (root only; else prints what to install)"
 	@echo "make clean   remove _build and the fetched web assets"
 
@@ -101,6 +102,17 @@ book: book-system-deps $(STAMP) web-assets
 	$(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
+
+# --- Homework (nbgrader) -----------------------------------------------------
+
+# Every chapter with exercises as an nbgrader source assignment, then its
+# release version (no solutions, no hidden tests): book/homework.md.
+HOMEWORK_DIR ?= _build/homework
+homework: $(STAMP)
+	$(BIN)/python -m dlt_lib.homework source --course $(HOMEWORK_DIR) $(HOMEWORK_ARGS)
+	cd $(HOMEWORK_DIR) && for chapter in $$(ls source); do \
+	  $(CURDIR)/$(BIN)/nbgrader generate_assignment "$$chapter" --force --log-level=WARN; done
+	@echo "Release versions to hand out: $(HOMEWORK_DIR)/release/<chapter>/<chapter>.ipynb"
 
 # --- Tests -------------------------------------------------------------------
 

@@ -20,8 +20,9 @@ function that calls the library's own answer (``dlt_lib.losses.zero_one_loss``
 in the zero-one loss exercise) is reported too: write it yourself.
 
 Nothing here raises by default, so a wrong answer prints a diagnosis rather
-than stopping the notebook; pass ``strict=True`` to raise ``AssertionError``
-instead (for tests and autograders: ``python -m dlt_lib.homework``).
+than stopping the notebook; pass ``strict=True`` to raise :class:`CheckFailed`
+(an ``AssertionError``) instead, for tests and autograders (``python -m
+dlt_lib.homework``); Jupyter shows it as the diagnosis alone.
 
 Adding a check: write the reference as a NumPy function, generate cases, name
 the library functions that would give the answer away and the mistakes you
@@ -49,7 +50,6 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
 from dlt_lib import backend
-
 
 
 def _timeout_from_environment() -> float:
@@ -345,9 +345,16 @@ def _run(
     return _finish(result, strict)
 
 
+class CheckFailed(AssertionError):
+    """What ``strict=True`` raises: the diagnosis, shown in Jupyter without a traceback."""
+
+    def _render_traceback_(self):  # IPython's hook: the diagnosis is the whole story
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
+
+
 def _finish(result: CheckResult, strict: bool) -> CheckResult:
     if strict and not result.ok:
-        raise AssertionError(str(result))
+        raise CheckFailed(str(result))
     return result
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -158,10 +159,17 @@ def max_score(source_nb) -> float:
 def nbgrader(course: Path, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
     """Run one of nbgrader's own commands in the course directory; fail loudly with its output."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=timeout, env=environment())
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
     return done
+
+
+def environment() -> dict:
+    """This environment, with the venv's scripts on PATH (nbgrader runs ``alembic`` from there)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
 
 
 def hand_in(course: Path, chapter: str, student: str, nb) -> Path:

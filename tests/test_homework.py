@@ -306,7 +306,7 @@ def _check_feedback(course: Path, chapter: str) -> None:
 
 def _validate(course: Path, notebook: Path, invert: bool) -> str:
     cmd = [sys.executable, "-m", "nbgrader", "validate", str(notebook), *(["--invert"] if invert else [])]
-    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=1200, env=hc.environment())
     return done.stdout + done.stderr
 
 

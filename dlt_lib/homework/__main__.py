@@ -54,8 +54,25 @@ def _source(args) -> int:
         graded = [c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
         points = sum(m["points"] for m in graded)
         print(f"{args.course / 'source' / chapter / (chapter + '.ipynb')}: {len(graded)} graded cells, {points:g} points")
+        for line in _exercise_points(nb):
+            print(f"  {line}")
     print(f"next: cd {args.course} && nbgrader generate_assignment <chapter>")
     return 0
+
+
+def _exercise_points(nb) -> list[str]:
+    """One line per exercise: its label (for homework.yml) and what it is graded on."""
+    lines, label, parts = [], None, []
+    for cell in [*nb.cells, None]:
+        meta = cell.metadata.get("nbgrader", {}) if cell is not None else {"locked": True, "grade": False}
+        if cell is None or (meta.get("locked") and not meta.get("grade") and "grade_id" in meta):
+            if label:
+                lines.append(f"{label}: " + (", ".join(parts) or "not graded"))
+            label, parts = (meta.get("grade_id"), []) if cell is not None else (None, [])
+        elif meta.get("grade") and label:
+            kind = "answer" if meta.get("solution") else "test"
+            parts.append(f"{kind} {meta['points']:g}")
+    return lines
 
 
 def main(argv=None) -> int:
