@@ -343,3 +343,14 @@ def test_nbgrader_is_installed_beside_jupyter_book():
     done = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert shutil.which("nbgrader", path=str(Path(sys.executable).parent)) is not None
+
+
+def test_nbgrader_0_9_6_is_required_by_pip_and_conda():
+    """Lecturers install nbgrader with the book; Binder too (so the appendix's commands work there)."""
+    from test_packaging import conda_requirements, environment, pip_requirements
+
+    pip = pip_requirements()["nbgrader"].specifier
+    assert pip.contains("0.9.6") and not pip.contains("0.9.5")
+    assert "nbgrader" in conda_requirements(), "test_packaging checks that the two ranges agree"
+    python = next(d for d in environment()["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python.replace(" ", "") == "python>=3.11", "nbgrader 0.9.6 needs Python 3.11"
