@@ -111,7 +111,7 @@ def test_source_notebook_cells():
     assert answer.metadata["nbgrader"]["solution"] and answer.source == "The penalty is a sum of absolute values."
     assert cells["ch-ex-words-answer"].source == "Because $x$."
     # Not graded: the solution's code is stubbed for practice, no test, no answer; the KEEP cell stays as is.
-    assert "ch-ex-practice-code-1" in cells and "ch-ex-practice-answer" not in cells
+    assert not cells["ch-ex-practice-code-1"].metadata["nbgrader"]["grade"] and "ch-ex-practice-answer" not in cells
     assert "def plotting_helper():\n    pass" in [c.source for c in nb.cells]
     assert timeouts == {"ch-ex-practice-code-1": 90.0}
     assert all(GRADE_ID.match(g) for g in cells)
@@ -123,7 +123,7 @@ def test_points_from_a_lecturers_file(tmp_path):
     path.write_text("tests: 2\npoints:\n  ch-ex-l1: {tests: 5, answer: 0}\n  ch-ex-words: 0\n")
     nb, _ = assignment(_chapter(), Grading.from_file(path))
     points = {g: c.metadata["nbgrader"].get("points") for g, c in _by_id(nb).items() if c.metadata["nbgrader"]["grade"]}
-    assert points == {"ch-ex-l1-test-my_l1": 5.0, "ch-ex-practice-answer": 1.0}
+    assert points == {"ch-ex-l1-test-my_l1": 5.0, "ch-ex-practice-code-1": 1.0}  # no prose: the code is the answer
     path.write_text("point: 3\n")
     with pytest.raises(ValueError, match="unknown keys"):
         Grading.from_file(path)

@@ -14,9 +14,10 @@ For every exercise of a chapter (see :mod:`.exercises`):
   ``check.<name>(function, strict=True)``, then *hidden* tests that reload
   ``dlt_lib.check`` (undoing any change a submission made to it) and check again
   on other random cases (``### BEGIN HIDDEN TESTS``);
-- whatever part of the exercise no check covers (prose in the solution, code
-  beyond the checked functions) gets a manually graded answer cell holding the
-  book's solution text, which the release replaces by "YOUR ANSWER HERE".
+- whatever part of the exercise no check covers is graded by a person: a
+  Markdown answer cell holding the solution's prose (the release replaces it
+  by "YOUR ANSWER HERE"), or, where the solution has no prose, the student's
+  first code cell that no check covers.
 
 Everything else in the chapter is kept, without outputs.  Points come from
 :class:`Grading` (a lecturer's ``homework.yml``); the defaults are 1 point per
@@ -169,7 +170,7 @@ def _check_results(solution: Solution) -> set[str]:
 class _Built:
     cells: list = field(default_factory=list)
     timeouts: dict = field(default_factory=dict)  # grade_id -> seconds, for student cells that need longer
-    uncovered: bool = False  # some code of the solution is not covered by a check
+    uncovered: list = field(default_factory=list)  # solution cells holding code no check covers
 
 
 def _solution_code(solution: Solution, graded: bool, built: _Built) -> None:
@@ -184,12 +185,12 @@ def _solution_code(solution: Solution, graded: bool, built: _Built) -> None:
             continue
         stubbed = stub_function_bodies(cell.source, checked)
         if stubbed is None:
-            built.uncovered = True
-            cell.source = "\n".join(_wrap(cell.source.splitlines(), ""))
+            cell.source, others = "\n".join(_wrap(cell.source.splitlines(), "")), True
         else:
             cell.source, others = stubbed
-            built.uncovered |= others
         built.cells.append(_nbgrader(cell, grade_id, solution=True))
+        if others:
+            built.uncovered.append(cell)
         timeout = original.metadata.get("homework", {}).get("timeout")
         if timeout:
             built.timeouts[grade_id] = float(timeout)
@@ -244,10 +245,20 @@ def _exercise_cells(exercise: Exercise, solution: Solution | None, grading: Grad
             built.cells.append(
                 _nbgrader(cell, f"{exercise.label}-test-{call.function}", grade=True, locked=True, points=tests)
             )
-    if answer > 0 and (part.uncovered or solution.prose or not solution.checks or tests == 0):
-        text = "\n\n".join(plain_markdown(p) for p in solution.prose if p.strip())
-        cell = nbformat.v4.new_markdown_cell(text or "*(The book's solution is the code above.)*")
-        built.cells.append(_nbgrader(cell, f"{exercise.label}-answer", grade=True, solution=True, points=answer))
+    if answer > 0:
+        _answer(exercise, solution, part, answer, built, tests > 0)
+
+
+def _answer(exercise: Exercise, solution: Solution, part: _Built, points: float, built: _Built, tested: bool):
+    """What no check covers is graded by a person: the prose in a Markdown answer cell, else the code."""
+    prose = [plain_markdown(p) for p in solution.prose if p.strip()]
+    if prose:
+        cell = nbformat.v4.new_markdown_cell("\n\n".join(prose))
+        built.cells.append(_nbgrader(cell, f"{exercise.label}-answer", grade=True, solution=True, points=points))
+    elif part.uncovered or not tested:
+        graded = (part.uncovered or [c for c in part.cells if "nbgrader" in c.metadata])[:1]
+        for cell in graded:  # the student's code itself is the answer
+            cell.metadata["nbgrader"].update(grade=True, points=points)
 
 
 def assignment(nb, grading: Grading | None = None, name: str = "notebook") -> tuple[nbformat.NotebookNode, dict]:
