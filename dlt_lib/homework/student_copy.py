@@ -47,9 +47,7 @@ from pathlib import Path
 import nbformat
 
 from dlt_lib.homework.book import book_root, toc_notebooks
-from dlt_lib.homework.myst import OPEN as _OPEN
-from dlt_lib.homework.myst import SolutionError, find_close
-from dlt_lib.homework.myst import first_word as _label
+from dlt_lib.homework.myst import SolutionError, split_directives
 
 __all__ = ["ANSWER_CELL", "Report", "SolutionError", "make_copies", "strip_solutions", "toc_notebooks"]
 
@@ -79,22 +77,68 @@ class Report:
         return text
 
 
-_find_close = find_close
-
-
-def _after_removal(lines: list[str], i: int, kept: list[str]) -> int:
-    """Where to go on after removing a block that ended before ``lines[i]``.
-
-    Blank lines right after it are skipped when the text kept so far ends
-    with a blank line (or is empty), so a removal leaves no double gap.
-    """
-    if not kept or not kept[-1].strip():
-        while i < len(lines) and not lines[i].strip():
-            i += 1
-    return i
-
-
 ANSWER_CELL = "# Your answer here\n"
+
+
+class _Stripper:
+    """Walks the cells once (see :func:`strip_solutions`), keeping the open gated solution, if any."""
+
+    def __init__(self, name: str):
+        self.name, self.report, self.cells = name, Report(), []
+        self.inside = None  # (cell number, label) of the open {solution-start}
+
+    def code(self, cell) -> None:
+        if self.inside is not None:
+            self.report.cells_removed += 1
+            self.report.code_cells_removed += cell.cell_type == "code"
+            return
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+        self.cells.append(cell)
+
+    def markdown(self, number: int, cell) -> None:
+        kept, removed, answer_due = [], False, False
+        for segment in split_directives(cell.source, f"{self.name}, cell {number}"):
+            if self.inside is not None or segment.kind in ("solution", "solution-start", "solution-end"):
+                answer_due |= self._solution_segment(number, segment)
+                removed = True
+                continue
+            self.report.exercises_kept += segment.kind == "exercise"
+            kept.append(segment.text.strip("\n"))
+        if answer_due:  # where a worked solution was, leave the student an empty cell to work in
+            self.cells.append(nbformat.v4.new_code_cell(ANSWER_CELL))
+            self.report.answer_cells += 1
+        if removed and not kept:
+            self.report.cells_removed += 1
+            return
+        if removed:
+            cell.source = "\n\n".join(kept)
+        self.cells.append(cell)
+
+    def _solution_segment(self, number: int, segment) -> bool:
+        """Account for a removed piece; True when it closes a gated solution."""
+        where = f"{self.name}, cell {number}"
+        if self.inside is not None:
+            if segment.kind in ("solution-start", "exercise"):
+                raise SolutionError(
+                    f"{where}: a {{{segment.kind}}} inside the solution opened in cell {self.inside[0]} "
+                    f"({self.inside[1] or 'no label'}); close the first one with {{solution-end}} before."
+                )
+            if segment.kind == "solution-end":
+                self.inside = None
+                return True
+            return False
+        if segment.kind == "solution-end":
+            raise SolutionError(f"{where}: a {{solution-end}} without a {{solution-start}} before it.")
+        if segment.kind == "solution":
+            self.report.solution_blocks += 1
+        else:
+            self.inside = (number, segment.label)
+            self.report.gated_solutions += 1
+        if segment.label:
+            self.report.labels.append(segment.label)
+        return False
 
 
 def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, Report]:
@@ -104,96 +148,21 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
     ``{solution}`` fence is never closed.
     """
     nb = copy.deepcopy(nb)
-    report = Report()
-    cells = []
-    inside = None  # (cell number, label) of the open {solution-start}, if any
-
+    stripper = _Stripper(name)
     for number, cell in enumerate(nb.cells):
-        if cell.cell_type != "markdown":
-            if inside is not None:
-                report.cells_removed += 1
-                report.code_cells_removed += cell.cell_type == "code"
-                continue
-            if cell.cell_type == "code":
-                cell.outputs = []
-                cell.execution_count = None
-                cell.metadata.pop("execution", None)
-            cells.append(cell)
-            continue
-
-        lines = cell.source.splitlines(keepends=True)
-        kept: list[str] = []
-        answer_cell_due = False
-        i = 0
-        while i < len(lines):
-            match = _OPEN.match(lines[i].rstrip("\r\n"))
-            directive = match["name"] if match else None  # None for a plain fence or text
-            close = _find_close(lines, i, match["fence"]) if match else None
-            where = f"{name}, cell {number}"
-            if inside is not None:
-                # Skipping a gated solution: look only for its end.
-                if directive == "solution-end":
-                    if close is None:
-                        raise SolutionError(f"{where}: the {{solution-end}} fence is never closed.")
-                    inside = None
-                    answer_cell_due = True
-                    i = _after_removal(lines, close + 1, kept)
-                elif directive == "solution-start":
-                    raise SolutionError(
-                        f"{where}: a {{solution-start}} inside the solution opened in cell {inside[0]} "
-                        f"({inside[1] or 'no label'}); close the first one with {{solution-end}} before."
-                    )
-                elif match and close is not None:
-                    i = close + 1  # a whole fenced block inside the solution: skip it unread
-                else:
-                    i += 1
-                continue
-            if directive == "solution":
-                if close is None:
-                    raise SolutionError(f"{where}: the {{solution}} block opened here is never closed.")
-                report.solution_blocks += 1
-                if _label(match["rest"]):
-                    report.labels.append(_label(match["rest"]))
-                i = _after_removal(lines, close + 1, kept)
-            elif directive == "solution-start":
-                if close is None:
-                    raise SolutionError(f"{where}: the {{solution-start}} fence is never closed.")
-                inside = (number, _label(match["rest"]))
-                report.gated_solutions += 1
-                if inside[1]:
-                    report.labels.append(inside[1])
-                i = _after_removal(lines, close + 1, kept)
-            elif directive == "solution-end":
-                raise SolutionError(f"{where}: a {{solution-end}} without a {{solution-start}} before it.")
-            else:
-                if directive in ("exercise", "exercise-start"):
-                    report.exercises_kept += 1
-                if match and close is not None:
-                    kept.extend(lines[i : close + 1])  # keep a whole fenced block, unread
-                    i = close + 1
-                else:
-                    kept.append(lines[i])
-                    i += 1
-        if answer_cell_due:
-            # Where a worked solution was, leave the student an empty cell to work in.
-            cells.append(nbformat.v4.new_code_cell(ANSWER_CELL))
-            report.answer_cells += 1
-        text = "".join(kept)
-        if text != cell.source:
-            if not text.strip():
-                report.cells_removed += 1
-                continue
-            cell.source = text.strip("\n")
-        cells.append(cell)
-
-    if inside is not None:
+        if cell.cell_type == "markdown":
+            stripper.markdown(number, cell)
+        else:
+            stripper.code(cell)
+    if stripper.inside is not None:
+        number, label = stripper.inside
         raise SolutionError(
-            f"{name}: the {{solution-start}} in cell {inside[0]} ({inside[1] or 'no label'}) has no "
+            f"{name}: the {{solution-start}} in cell {number} ({label or 'no label'}) has no "
             "{solution-end}: add one after the solution's last cell."
         )
-    nb.cells = cells
+    nb.cells = stripper.cells
     nb.metadata.pop("widgets", None)
-    return nb, report
+    return nb, stripper.report
 
 
 def _relative_name(path: Path) -> Path:
