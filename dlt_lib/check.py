@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib
 import os
 import signal
@@ -233,20 +234,21 @@ _BOOL_HINT = (
 )
 
 
-def _as_array(out, inputs, values, timeout, references):
-    """The value of ``out``: compile and run it if it is a graph, else read it as an array."""
-    if isinstance(out, Variable):
-        try:
-            compiled = pytensor.function(inputs, out, mode=backend.get_mode(), on_unused_input="ignore")
-        except Exception as exc:  # noqa: BLE001 - any graph the reader built
-            raise _Unusable(
-                f"your expression could not be compiled ({type(exc).__name__}: {_first_sentence(exc)}); "
-                "build it from the function's arguments only"
-            ) from None
-        out = _guarded(compiled, values, timeout, ())
+def _compile(inputs, out):
+    try:
+        return pytensor.function(inputs, out, mode=backend.get_mode(), on_unused_input="ignore")
+    except Exception as exc:  # noqa: BLE001 - any graph the reader built
+        raise _Unusable(
+            f"your expression could not be compiled ({type(exc).__name__}: {_first_sentence(exc)}); "
+            "build it from the function's arguments only"
+        ) from None
+
+
+def _as_array(out, symbolic: bool):
+    """``out`` as a NumPy array of numbers, or :class:`_Unusable` saying why it is not one."""
     if out is None:
         raise _Unusable("your function returned None: did you forget `return`?")
-    if isinstance(out, bool) and inputs:
+    if isinstance(out, bool) and symbolic:
         raise _Unusable(_BOOL_HINT.format(value=out))
     if callable(out) or isinstance(out, (str, bytes, dict, set)):
         raise _Unusable(f"your function returned {type(out).__name__} {out!r:.60}, not a number or an array")
@@ -259,21 +261,52 @@ def _as_array(out, inputs, values, timeout, references):
     return array
 
 
-def _evaluate(fn, values, symbolic_types, timeout, references):
-    """Call ``fn`` on symbolic inputs and compile; if that fails, call it on the NumPy values."""
-    inputs = [t() for t in symbolic_types]
-    try:
-        out = _guarded(fn, inputs, timeout, references)
-    except (CheckTimeout, CallsReference):
-        raise
-    except Exception as symbolic_error:  # noqa: BLE001 - it may be a NumPy function: try arrays
+class _Symbolic:
+    """Evaluates the reader's function on every case, building and compiling its graph only once.
+
+    The first case calls ``fn`` on symbolic inputs (``pt.matrix()``...); an
+    expression is compiled once and run on each case's values, anything else
+    is read as it is.  If the symbolic call raises, ``fn`` may be a NumPy
+    function: each case then calls it on the arrays.  Whatever went wrong in
+    the first call is reported again for every case.
+    """
+
+    def __init__(self, symbolic_types):
+        self.symbolic_types = symbolic_types
+        self.prepared = None  # values -> array, or the exception to raise for every case
+
+    def __call__(self, fn, values, timeout, references):
+        if self.prepared is None:
+            self.prepared = self._prepare(fn, timeout, references)
+        if isinstance(self.prepared, BaseException):
+            raise self.prepared
+        return self.prepared(values)
+
+    def _prepare(self, fn, timeout, references):
+        inputs = [t() for t in self.symbolic_types]
         try:
-            return _as_array(_guarded(fn, values, timeout, references), [], values, timeout, references)
-        except (CheckTimeout, CallsReference, _Unusable):
-            raise
-        except Exception:  # noqa: BLE001 - report the first failure, on the symbolic inputs
-            raise symbolic_error from None
-    return _as_array(out, inputs, values, timeout, references)
+            out = _guarded(fn, inputs, timeout, references)
+        except (CheckTimeout, CallsReference) as exc:
+            return exc
+        except Exception as symbolic_error:  # noqa: BLE001 - it may be a NumPy function: try arrays
+            return functools.partial(_numeric, fn, timeout=timeout, references=references, error=symbolic_error)
+        if not isinstance(out, Variable):
+            return lambda values: _as_array(out, symbolic=True)
+        try:
+            compiled = _compile(inputs, out)
+        except _Unusable as exc:
+            return exc
+        return lambda values: _as_array(_guarded(compiled, values, timeout, ()), symbolic=True)
+
+
+def _numeric(fn, values, *, timeout, references, error):
+    """``fn`` called on the case's arrays; if it raises too, the ``error`` of the symbolic call."""
+    try:
+        return _as_array(_guarded(fn, values, timeout, references), symbolic=False)
+    except (CheckTimeout, CallsReference, _Unusable):
+        raise
+    except Exception:  # noqa: BLE001 - report the first failure, on the symbolic inputs
+        raise error from None
 
 
 # --- comparing -----------------------------------------------------------------
@@ -319,7 +352,7 @@ def _run(
     symbolic-or-NumPy call for checks of plain Python functions.
     """
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout  # read now: a notebook may change it
-    evaluate = evaluate or (lambda f, v, t, r: _evaluate(f, v, symbolic_types, t, r))
+    evaluate = evaluate or _Symbolic(symbolic_types)
     result = CheckResult(name, 0, len(cases))
     if not callable(fn):
         result.problems.append(f"expected a function, got {type(fn).__name__} {fn!r:.60}")
