@@ -218,6 +218,11 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no chapter 'nonsense'"):
         cli.main(["source", "nonsense", "--course", str(course)])
 
+    # Without nbgrader: the same reading of the exercises, solutions removed.
+    assert cli.main(["student-copy", str(chapter), "--out", str(tmp_path / "handout")]) == 0
+    handout = nbformat.read(tmp_path / "handout" / "ch.ipynb", as_version=4)
+    assert "return pt.sum(absolute)" not in "".join(c.source for c in handout.cells)
+
 
 # --- nbgrader itself -------------------------------------------------------------
 
