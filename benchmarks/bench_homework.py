@@ -61,12 +61,25 @@ def main(argv=None) -> int:
         release = nbformat.read(course / "release" / chapter / f"{chapter}.ipynb", as_version=4)
         filled = work / "filled.ipynb"
         nbformat.write(hc.solutions(source, release), filled)
-        execute = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                   "--ExecutePreprocessor.timeout=600", "--output", str(work / "executed.ipynb"), str(filled)]
+        execute = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=600",
+            "--output",
+            str(work / "executed.ipynb"),
+            str(filled),
+        ]
         chapter_times = [_timed(execute, work) for _ in range(args.runs)]
         chapter_s = statistics.median(chapter_times)
-        print(f"{chapter}: executing the filled-in notebook: median {chapter_s:.1f} s of {args.runs} "
-              f"({', '.join(f'{t:.1f}' for t in chapter_times)})")
+        print(
+            f"{chapter}: executing the filled-in notebook: median {chapter_s:.1f} s of {args.runs} "
+            f"({', '.join(f'{t:.1f}' for t in chapter_times)})"
+        )
 
         students = [f"s{i:02d}-{hc.KINDS[i % len(hc.KINDS)]}" for i in range(args.students)]
         for student in students:
@@ -76,16 +89,22 @@ def main(argv=None) -> int:
             t = _timed([sys.executable, "-m", "nbgrader", "autograde", chapter, "--student", student], course)
             per_kind.setdefault(student.split("-", 1)[1], []).append(t)
         total = sum(sum(v) for v in per_kind.values())
-        print(f"autograde, one call per student: {total:.0f} s for {args.students} submissions "
-              f"({total / args.students:.1f} s each)")
+        print(
+            f"autograde, one call per student: {total:.0f} s for {args.students} submissions "
+            f"({total / args.students:.1f} s each)"
+        )
         for kind, times in per_kind.items():
             worst = max(times)
-            print(f"  {kind:10s} median {statistics.median(times):5.1f} s, worst {worst:5.1f} s = chapter "
-                  f"{'+' if worst >= chapter_s else '-'}{abs(worst - chapter_s):.1f} s")
+            print(
+                f"  {kind:10s} median {statistics.median(times):5.1f} s, worst {worst:5.1f} s = chapter "
+                f"{'+' if worst >= chapter_s else '-'}{abs(worst - chapter_s):.1f} s"
+            )
         if args.whole:
             shutil.rmtree(course / "autograded")
             whole = _timed([sys.executable, "-m", "nbgrader", "autograde", chapter, "--force"], course)
-            print(f"autograde, the whole class in one call: {whole:.0f} s ({whole / args.students:.1f} s each)")
+            print(
+                f"autograde, the whole class in one call: {whole:.0f} s ({whole / args.students:.1f} s each)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average after: {os.getloadavg()}")

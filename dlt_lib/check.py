@@ -146,7 +146,9 @@ def _deadline(seconds):
 
         def interrupt():
             if not done.is_set():
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target), ctypes.py_object(CheckTimeout))
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(target), ctypes.py_object(CheckTimeout)
+                )
 
         watchdog = threading.Timer(seconds, interrupt)
         watchdog.start()
@@ -289,7 +291,9 @@ class _Symbolic:
         except (CheckTimeout, CallsReference) as exc:
             return exc
         except Exception as symbolic_error:  # noqa: BLE001 - it may be a NumPy function: try arrays
-            return functools.partial(_numeric, fn, timeout=timeout, references=references, error=symbolic_error)
+            return functools.partial(
+                _numeric, fn, timeout=timeout, references=references, error=symbolic_error
+            )
         if not isinstance(out, Variable):
             return lambda values: _as_array(out, symbolic=True)
         try:
@@ -340,8 +344,19 @@ def _diagnose(got, expected, values, mistakes, rtol, atol) -> str | None:
 
 
 def _run(
-    name, fn, cases, reference, symbolic_types, *, mistakes=(), references=(), rtol=1e-5, atol=1e-6,
-    strict=False, timeout=None, evaluate=None,
+    name,
+    fn,
+    cases,
+    reference,
+    symbolic_types,
+    *,
+    mistakes=(),
+    references=(),
+    rtol=1e-5,
+    atol=1e-6,
+    strict=False,
+    timeout=None,
+    evaluate=None,
 ) -> CheckResult:
     """Run ``fn`` on every case, compare with ``reference``; the engine of every check.
 
@@ -397,7 +412,8 @@ def _finish(result: CheckResult, strict: bool) -> CheckResult:
 REFERENCES = {
     "zero_one_loss": ("losses.zero_one_loss", "losses.zero_one_rate", "models._Classifier.errors"),
     "negative_log_likelihood": (
-        "losses.negative_log_likelihood", "losses.log_probabilities_of_labels",
+        "losses.negative_log_likelihood",
+        "losses.log_probabilities_of_labels",
         "models._Classifier.negative_log_likelihood",
     ),
     "l1_penalty": ("losses.l1_penalty",),
@@ -447,15 +463,27 @@ def _mistakes_count(p, y):
 def zero_one_loss(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
     """Check ``fn(p_y_given_x, y)`` returns the *number* of misclassified rows."""
     mistakes = [
-        Mistake("the error *rate* (a mean); the zero-one loss counts the mistakes (a sum)",
-                lambda p, y: np.mean(np.argmax(p, axis=1) != y)),
-        Mistake("the number of *correct* rows; count those whose argmax differs from the label",
-                lambda p, y: np.sum(np.argmax(p, axis=1) == y)),
-        Mistake("an argmin where the prediction is the argmax", lambda p, y: np.sum(np.argmin(p, axis=1) != y)),
+        Mistake(
+            "the error *rate* (a mean); the zero-one loss counts the mistakes (a sum)",
+            lambda p, y: np.mean(np.argmax(p, axis=1) != y),
+        ),
+        Mistake(
+            "the number of *correct* rows; count those whose argmax differs from the label",
+            lambda p, y: np.sum(np.argmax(p, axis=1) == y),
+        ),
+        Mistake(
+            "an argmin where the prediction is the argmax", lambda p, y: np.sum(np.argmin(p, axis=1) != y)
+        ),
     ]
     return _run(
-        "zero_one_loss", fn, _probability_cases(np.random.default_rng(seed)), _mistakes_count,
-        (pt.matrix, pt.ivector), mistakes=mistakes, strict=strict, timeout=timeout,
+        "zero_one_loss",
+        fn,
+        _probability_cases(np.random.default_rng(seed)),
+        _mistakes_count,
+        (pt.matrix, pt.ivector),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
         references=references_of("zero_one_loss"),
     )
 
@@ -464,19 +492,32 @@ def _label_log_p(p, y):
     return np.log(p[np.arange(len(y)), y])
 
 
-def negative_log_likelihood(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
+def negative_log_likelihood(
+    fn, seed: int = 0, strict: bool = False, timeout: float | None = None
+) -> CheckResult:
     """Check ``fn(p_y_given_x, y)`` returns the *mean* negative log-likelihood of the labels."""
     mistakes = [
-        Mistake("the *sum* over the rows; the exercise asks for the mean", lambda p, y: -np.sum(_label_log_p(p, y))),
+        Mistake(
+            "the *sum* over the rows; the exercise asks for the mean",
+            lambda p, y: -np.sum(_label_log_p(p, y)),
+        ),
         Mistake("the log-likelihood: the sign is missing", lambda p, y: np.mean(_label_log_p(p, y))),
-        Mistake("a mean over every entry of log p, not only the labels' (use log_p[arange(n), y])",
-                lambda p, y: -np.mean(np.log(p))),
+        Mistake(
+            "a mean over every entry of log p, not only the labels' (use log_p[arange(n), y])",
+            lambda p, y: -np.mean(np.log(p)),
+        ),
         Mistake("the probabilities without the log", lambda p, y: -np.mean(p[np.arange(len(y)), y])),
     ]
     return _run(
-        "negative_log_likelihood", fn, _probability_cases(np.random.default_rng(seed)),
-        lambda p, y: -np.mean(_label_log_p(p, y)), (pt.matrix, pt.ivector), mistakes=mistakes, rtol=1e-4,
-        strict=strict, timeout=timeout,
+        "negative_log_likelihood",
+        fn,
+        _probability_cases(np.random.default_rng(seed)),
+        lambda p, y: -np.mean(_label_log_p(p, y)),
+        (pt.matrix, pt.ivector),
+        mistakes=mistakes,
+        rtol=1e-4,
+        strict=strict,
+        timeout=timeout,
         references=references_of("negative_log_likelihood"),
     )
 
@@ -494,8 +535,16 @@ def l1_penalty(fn, seed: int = 0, strict: bool = False, timeout: float | None = 
         Mistake("the squared L2 penalty (sum of squares)", lambda W: (W**2).sum()),
     ]
     return _run(
-        "l1_penalty", fn, _weight_cases(np.random.default_rng(seed)), lambda W: np.abs(W).sum(), (pt.matrix,),
-        mistakes=mistakes, rtol=1e-4, strict=strict, timeout=timeout, references=references_of("l1_penalty"),
+        "l1_penalty",
+        fn,
+        _weight_cases(np.random.default_rng(seed)),
+        lambda W: np.abs(W).sum(),
+        (pt.matrix,),
+        mistakes=mistakes,
+        rtol=1e-4,
+        strict=strict,
+        timeout=timeout,
+        references=references_of("l1_penalty"),
     )
 
 
@@ -508,8 +557,16 @@ def l2_penalty(fn, seed: int = 0, strict: bool = False, timeout: float | None = 
         Mistake("the L1 penalty", lambda W: np.abs(W).sum()),
     ]
     return _run(
-        "l2_penalty", fn, _weight_cases(np.random.default_rng(seed)), lambda W: (W**2).sum(), (pt.matrix,),
-        mistakes=mistakes, rtol=1e-4, strict=strict, timeout=timeout, references=references_of("l2_penalty"),
+        "l2_penalty",
+        fn,
+        _weight_cases(np.random.default_rng(seed)),
+        lambda W: (W**2).sum(),
+        (pt.matrix,),
+        mistakes=mistakes,
+        rtol=1e-4,
+        strict=strict,
+        timeout=timeout,
+        references=references_of("l2_penalty"),
     )
 
 
@@ -536,8 +593,15 @@ def validation_frequency(fn, strict: bool = False, timeout: float | None = None)
         Mistake("an off-by-one", lambda n, p: min(n, p // 2) - 1),
     ]
     return _run(
-        "validation_frequency", fn, cases, lambda n, p: min(n, p // 2), (), mistakes=mistakes,
-        strict=strict, timeout=timeout, evaluate=_call_plain,
+        "validation_frequency",
+        fn,
+        cases,
+        lambda n, p: min(n, p // 2),
+        (),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_call_plain,
         references=references_of("validation_frequency"),
     )
 
@@ -553,11 +617,20 @@ def sgd_step(fn, seed: int = 0, strict: bool = False, timeout: float | None = No
     mistakes = [
         Mistake("a step *up* the gradient: subtract learning_rate * grad", lambda p, g, lr: p + lr * g),
         Mistake("a step without the learning rate", lambda p, g, lr: p - g),
-        Mistake("the step alone; return the new parameter value, param - learning_rate * grad",
-                lambda p, g, lr: -lr * g),
+        Mistake(
+            "the step alone; return the new parameter value, param - learning_rate * grad",
+            lambda p, g, lr: -lr * g,
+        ),
         Mistake("a division by the learning rate", lambda p, g, lr: p - g / lr),
     ]
     return _run(
-        "sgd_step", fn, cases, lambda p, g, lr: p - lr * g, (pt.vector, pt.vector, pt.scalar),
-        mistakes=mistakes, strict=strict, timeout=timeout, references=references_of("sgd_step"),
+        "sgd_step",
+        fn,
+        cases,
+        lambda p, g, lr: p - lr * g,
+        (pt.vector, pt.vector, pt.scalar),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        references=references_of("sgd_step"),
     )

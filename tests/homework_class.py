@@ -55,7 +55,9 @@ def test_cells(source_nb) -> list[TestCell]:
     for cell in source_nb.cells:
         if meta(cell).get("grade") and cell.cell_type == "code":
             (call,) = check_calls(cell.source.split("### BEGIN HIDDEN TESTS")[0])
-            cells.append(TestCell(meta(cell)["grade_id"], call.check, call.function, float(meta(cell)["points"])))
+            cells.append(
+                TestCell(meta(cell)["grade_id"], call.check, call.function, float(meta(cell)["points"]))
+            )
     return cells
 
 
@@ -100,7 +102,9 @@ def solutions(source_nb, release_nb):
 
 def _defining(nb, function: str):
     return next(
-        c for c in nb.cells if meta(c).get("solution") and c.cell_type == "code" and f"def {function}(" in c.source
+        c
+        for c in nb.cells
+        if meta(c).get("solution") and c.cell_type == "code" and f"def {function}(" in c.source
     )
 
 
@@ -114,13 +118,16 @@ def submission(kind: str, source_nb, release_nb):
     if kind in ("wrong", "tampered"):
         cell.source = _wrong_body(cell.source, t.function)
     elif kind == "raises":
-        cell.source = _replace_body(cell.source, t.function, 'raise ValueError("I have not finished this yet")')
+        cell.source = _replace_body(
+            cell.source, t.function, 'raise ValueError("I have not finished this yet")'
+        )
     elif kind == "loops":
         cell.source = _replace_body(cell.source, t.function, "while True:\n    pass")
         # ... and, in another cell of their own, an endless loop at the top level
         tested = {f"def {t.function}(" for t in test_cells(source_nb)}
         others = [
-            c for c in nb.cells
+            c
+            for c in nb.cells
             if meta(c).get("solution") and c.cell_type == "code" and not any(d in c.source for d in tested)
         ]
         if others:
@@ -161,7 +168,9 @@ def nbgrader(course: Path, *args: str, timeout: float = 1200) -> subprocess.Comp
     cmd = [sys.executable, "-m", "nbgrader", *args]
     done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=timeout, env=environment())
     if done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+        )
     return done
 
 

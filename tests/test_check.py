@@ -49,7 +49,11 @@ WRONG = {
         ("sign", lambda p, y: pt.mean(pt.log(p)[pt.arange(y.shape[0]), y]), "sign"),
         ("all entries", lambda p, y: -pt.mean(pt.log(p)), "every entry"),
         ("no log", lambda p, y: -pt.mean(p[pt.arange(y.shape[0]), y]), "without the log"),
-        ("wrong axis", lambda p, y: -pt.mean(pt.log(p)[pt.arange(y.shape[0]), y], axis=None) * 0 + 1, "expected"),
+        (
+            "wrong axis",
+            lambda p, y: -pt.mean(pt.log(p)[pt.arange(y.shape[0]), y], axis=None) * 0 + 1,
+            "expected",
+        ),
         ("no reduction", lambda p, y: -pt.log(p)[pt.arange(y.shape[0]), y], "forget to reduce"),
     ],
     "l1_penalty": [
@@ -139,7 +143,12 @@ def test_an_exception_is_reported_with_the_line_that_raised():
 
 @pytest.mark.parametrize(
     "returned, hint",
-    [(None, "forget `return`"), ("text", "not a number"), ([1, [2, 3]], "cannot be read"), (print, "not a number")],
+    [
+        (None, "forget `return`"),
+        ("text", "not a number"),
+        ([1, [2, 3]], "cannot be read"),
+        (print, "not a number"),
+    ],
 )
 def test_any_result_type_is_diagnosed(returned, hint):
     result = check.zero_one_loss(lambda p, y: returned)

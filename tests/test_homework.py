@@ -38,13 +38,15 @@ def _chapter():
     """A chapter with every form: a checked function, a prose-only exercise, code beyond the checks."""
     cells = [
         new_markdown_cell("# 9. A chapter\n\nSee {doc}`losses` and {ref}`the figure <fig-x>`."),
-        new_code_cell("from dlt_lib import check\nimport pytensor.tensor as pt", outputs=[], execution_count=3),
+        new_code_cell(
+            "from dlt_lib import check\nimport pytensor.tensor as pt", outputs=[], execution_count=3
+        ),
         new_markdown_cell(
             "## Exercises\n\n```{exercise} Write the L1 penalty\n:label: ch-ex-l1\n\nWrite `my_l1(W)`.\n```\n\n"
             "```{solution-start} ch-ex-l1\n:class: dropdown\n```"
         ),
         new_code_cell(
-            "# NBVAL_CHECK_OUTPUT\ndef my_l1(W):\n    \"\"\"The L1 penalty of W.\"\"\"\n    absolute = abs(W)\n"
+            '# NBVAL_CHECK_OUTPUT\ndef my_l1(W):\n    """The L1 penalty of W."""\n    absolute = abs(W)\n'
             "    return pt.sum(absolute)\n\n\ndef helper(x):\n    return x + 1\n\n\nl1_result = check.l1_penalty(my_l1)\n"
             "print(helper(1))"
         ),
@@ -70,7 +72,9 @@ def _by_id(nb):
 def test_reading_a_chapter_finds_exercises_solutions_and_checks():
     pairs = exercises(read_chapter(_chapter(), "synthetic"))
     assert [(e.label, e.title) for e, _ in pairs] == [
-        ("ch-ex-l1", "Write the L1 penalty"), ("ch-ex-words", "In words"), ("ch-ex-practice", "Practice"),
+        ("ch-ex-l1", "Write the L1 penalty"),
+        ("ch-ex-words", "In words"),
+        ("ch-ex-practice", "Practice"),
     ]
     l1, words, practice = (s for _, s in pairs)
     assert l1.checks == [CheckCall("l1_penalty", "my_l1")] and len(l1.code) == 2
@@ -85,12 +89,17 @@ def test_source_notebook_cells():
     # The statement: read-only Markdown Jupyter renders (no directive fences, no roles).
     statement = cells["ch-ex-l1"]
     assert statement.metadata["nbgrader"]["locked"] and not statement.metadata["nbgrader"]["grade"]
-    assert statement.source.startswith("### Exercise: Write the L1 penalty") and "{exercise}" not in statement.source
+    assert (
+        statement.source.startswith("### Exercise: Write the L1 penalty")
+        and "{exercise}" not in statement.source
+    )
     # The checked function: signature and docstring stay, the body is the solution; other code too.
     code = cells["ch-ex-l1-code-1"]
     assert code.metadata["nbgrader"]["solution"] and not code.metadata["nbgrader"]["grade"]
     assert "NBVAL" not in code.source and code.outputs == []
-    assert code.source.startswith('def my_l1(W):\n    """The L1 penalty of W."""\n    ### BEGIN SOLUTION\n    absolute')
+    assert code.source.startswith(
+        'def my_l1(W):\n    """The L1 penalty of W."""\n    ### BEGIN SOLUTION\n    absolute'
+    )
     assert "### BEGIN SOLUTION\ndef helper(x):\n    return x + 1\n### END SOLUTION" in code.source
     assert "\nl1_result = check.l1_penalty(my_l1)\n" in code.source, "the check call stays, for the student"
     assert "### BEGIN SOLUTION\nprint(helper(1))\n### END SOLUTION" in code.source
@@ -98,8 +107,13 @@ def test_source_notebook_cells():
     # The test: strict, then hidden tests on other cases after reloading the checks.
     test = cells["ch-ex-l1-test-my_l1"]
     assert test.metadata["nbgrader"] == {
-        "grade": True, "grade_id": "ch-ex-l1-test-my_l1", "locked": True, "points": 1.0, "schema_version": 3,
-        "solution": False, "task": False,
+        "grade": True,
+        "grade_id": "ch-ex-l1-test-my_l1",
+        "locked": True,
+        "points": 1.0,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
     }
     visible, hidden = test.source.split("### BEGIN HIDDEN TESTS\n")
     assert "print(check.l1_penalty(my_l1, strict=True))" in visible
@@ -108,10 +122,16 @@ def test_source_notebook_cells():
     # Code beyond the check (helper) and prose: a manually graded answer with the book's text.
     answer = cells["ch-ex-l1-answer"]
     assert answer.cell_type == "markdown" and answer.metadata["nbgrader"]["grade"]
-    assert answer.metadata["nbgrader"]["solution"] and answer.source == "The penalty is a sum of absolute values."
+    assert (
+        answer.metadata["nbgrader"]["solution"]
+        and answer.source == "The penalty is a sum of absolute values."
+    )
     assert cells["ch-ex-words-answer"].source == "Because $x$."
     # Not graded: the solution's code is stubbed for practice, no test, no answer; the KEEP cell stays as is.
-    assert not cells["ch-ex-practice-code-1"].metadata["nbgrader"]["grade"] and "ch-ex-practice-answer" not in cells
+    assert (
+        not cells["ch-ex-practice-code-1"].metadata["nbgrader"]["grade"]
+        and "ch-ex-practice-answer" not in cells
+    )
     assert "def plotting_helper():\n    pass" in [c.source for c in nb.cells]
     assert timeouts == {"ch-ex-practice-code-1": 90.0}
     assert all(GRADE_ID.match(g) for g in cells)
@@ -122,8 +142,15 @@ def test_points_from_a_lecturers_file(tmp_path):
     path = tmp_path / "homework.yml"
     path.write_text("tests: 2\npoints:\n  ch-ex-l1: {tests: 5, answer: 0}\n  ch-ex-words: 0\n")
     nb, _ = assignment(_chapter(), Grading.from_file(path))
-    points = {g: c.metadata["nbgrader"].get("points") for g, c in _by_id(nb).items() if c.metadata["nbgrader"]["grade"]}
-    assert points == {"ch-ex-l1-test-my_l1": 5.0, "ch-ex-practice-code-1": 1.0}  # no prose: the code is the answer
+    points = {
+        g: c.metadata["nbgrader"].get("points")
+        for g, c in _by_id(nb).items()
+        if c.metadata["nbgrader"]["grade"]
+    }
+    assert points == {
+        "ch-ex-l1-test-my_l1": 5.0,
+        "ch-ex-practice-code-1": 1.0,
+    }  # no prose: the code is the answer
     path.write_text("point: 3\n")
     with pytest.raises(ValueError, match="unknown keys"):
         Grading.from_file(path)
@@ -133,7 +160,10 @@ def test_points_from_a_lecturers_file(tmp_path):
     "source, calls",
     [
         ("print(check.zero_one_loss(f))", [CheckCall("zero_one_loss", "f")]),
-        ("r = [check.l1_penalty(a), check.l2_penalty(b, seed=2)]", [CheckCall("l1_penalty", "a"), CheckCall("l2_penalty", "b")]),
+        (
+            "r = [check.l1_penalty(a), check.l2_penalty(b, seed=2)]",
+            [CheckCall("l1_penalty", "a"), CheckCall("l2_penalty", "b")],
+        ),
         ("import dlt_lib\ndlt_lib.check.sgd_step(step)", [CheckCall("sgd_step", "step")]),
         ("check.sgd_step(lambda p, g, lr: p)", []),  # nothing to test separately: no autograded cell
         ("%time check.sgd_step(step)", []),
@@ -149,7 +179,10 @@ def test_check_calls(source, calls):
     [
         (["```{solution-start} a\n```"], "has no {solution-end}"),
         (["```{solution-end}\n```"], "without a {solution-start}"),
-        (["```{exercise} x\n:label: a\n```\n```{solution-start} a\n```", "```{solution-start} b\n```"], "inside"),
+        (
+            ["```{exercise} x\n:label: a\n```\n```{solution-start} a\n```", "```{solution-start} b\n```"],
+            "inside",
+        ),
         (["```{solution-start} a\n```", "```{solution-end}\n```"], "before any exercise"),
         (["```{exercise} Never closed\n:label: a\n"], "never closed"),
     ],
@@ -161,7 +194,9 @@ def test_malformed_chapters_fail_loudly(cells, message):
 
 def test_plain_markdown_roles():
     text = "{doc}`losses`, {ref}`the table <tab-x>`, {math}`\\theta`, {glue:text}`err`, {cite:p}`lecun98`"
-    assert plain_markdown(text) == "`losses`, `the table`, $\\theta$, *(err, computed in the book)*, `lecun98`"
+    assert (
+        plain_markdown(text) == "`losses`, `the table`, $\\theta$, *(err, computed in the book)*, `lecun98`"
+    )
 
 
 def test_cell_timeouts(tmp_path):
@@ -288,7 +323,12 @@ def test_a_class_is_graded_exactly(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda chapter: _grade_class(tmp_path, chapter), CLASS_CHAPTERS))
     expected = {k: v for r in results for k, v in r.items()}
-    assert expected["losses", "solutions"][0] > expected["losses", "wrong"][0] > expected["losses", "blank"][0] == 0
+    assert (
+        expected["losses", "solutions"][0]
+        > expected["losses", "wrong"][0]
+        > expected["losses", "blank"][0]
+        == 0
+    )
 
 
 def _check_cell_scores(course: Path, chapter: str, source) -> None:
@@ -345,8 +385,10 @@ def test_every_chapter_validates_with_solutions_and_scores_zero_blank(tmp_path):
     failures = []
     for (chapter, kind), job in jobs.items():
         out = job.result()
-        want = "Success! Your notebook passes all the tests." if kind == "solutions" else (
-            "Success! The notebook does not pass any tests."
+        want = (
+            "Success! Your notebook passes all the tests."
+            if kind == "solutions"
+            else ("Success! The notebook does not pass any tests.")
         )
         if want not in out:
             failures.append(f"{chapter} ({kind}):\n{out[-3000:]}")

@@ -53,7 +53,9 @@ def _source(args) -> int:
     for chapter, nb in written.items():
         graded = [c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
         points = sum(m["points"] for m in graded)
-        print(f"{args.course / 'source' / chapter / (chapter + '.ipynb')}: {len(graded)} graded cells, {points:g} points")
+        print(
+            f"{args.course / 'source' / chapter / (chapter + '.ipynb')}: {len(graded)} graded cells, {points:g} points"
+        )
         for line in _exercise_points(nb):
             print(f"  {line}")
     print(f"next: cd {args.course} && nbgrader generate_assignment <chapter>")
@@ -80,7 +82,9 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     source = commands.add_parser("source", help="write nbgrader source assignments into a course directory")
     source.add_argument("chapters", nargs="*", help="chapter names or notebooks (default: every chapter)")
-    source.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: course/)")
+    source.add_argument(
+        "--course", type=Path, default=Path("course"), help="course directory (default: course/)"
+    )
     source.add_argument("--points", type=Path, help="a homework.yml choosing exercises and points")
     source.add_argument("--force-config", action="store_true", help="rewrite an existing nbgrader_config.py")
     copy = commands.add_parser("student-copy", help="notebooks without solutions (no nbgrader)")

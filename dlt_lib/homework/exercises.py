@@ -62,8 +62,12 @@ def _is_check_module(node: ast.expr) -> bool:
     """``check`` or ``dlt_lib.check``."""
     if isinstance(node, ast.Name):
         return node.id == "check"
-    return isinstance(node, ast.Attribute) and node.attr == "check" and isinstance(node.value, ast.Name) \
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == "check"
+        and isinstance(node.value, ast.Name)
         and node.value.id == "dlt_lib"
+    )
 
 
 def check_calls(source: str) -> list[CheckCall]:
@@ -114,7 +118,9 @@ class _Reader:
             where = f"{self.name}, cell {number}"
             if segment.kind == "solution-end":
                 if self.open is None:
-                    raise SolutionError(f"{where}: a {{solution-end}} without a {{solution-start}} before it.")
+                    raise SolutionError(
+                        f"{where}: a {{solution-end}} without a {{solution-start}} before it."
+                    )
                 self.items.append(self.open)
                 self.open = None
             elif self.open is not None:
@@ -158,7 +164,9 @@ def _pair(items: list, name: str) -> None:
         if isinstance(item, Exercise):
             seen.add(item.label)
         elif isinstance(item, Solution) and item.label not in seen:
-            raise SolutionError(f"{name}: the solution of {item.label!r} comes before any exercise with that label.")
+            raise SolutionError(
+                f"{name}: the solution of {item.label!r} comes before any exercise with that label."
+            )
 
 
 def exercises(items: list) -> list[tuple[Exercise, Solution | None]]:

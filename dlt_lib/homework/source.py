@@ -65,7 +65,9 @@ class Grading:
         data = yaml.safe_load(Path(path).read_text()) or {}
         unknown = set(data) - {"tests", "answer", "points", "student_cell_timeout", "other_cell_timeout"}
         if unknown:
-            raise ValueError(f"{path}: unknown keys {sorted(unknown)}; see the lecturers' appendix of the book.")
+            raise ValueError(
+                f"{path}: unknown keys {sorted(unknown)}; see the lecturers' appendix of the book."
+            )
         return cls(**data)
 
     def of(self, label: str) -> tuple[float, float]:
@@ -79,8 +81,14 @@ class Grading:
 
 
 def _nbgrader(cell, grade_id: str, *, grade=False, solution=False, locked=False, points=None):
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3, "solution": solution,
-            "task": False}
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": 3,
+        "solution": solution,
+        "task": False,
+    }
     if grade:
         meta["points"] = points
     cell.metadata["nbgrader"] = meta
@@ -205,23 +213,27 @@ def test_source(label: str, call: CheckCall) -> str:
     """The source of the test cell for one checked function."""
     checker = getattr(check_module, call.check, None)
     if checker is None:
-        raise ValueError(f"{label}: the solution calls check.{call.check}, which dlt_lib.check does not have.")
+        raise ValueError(
+            f"{label}: the solution calls check.{call.check}, which dlt_lib.check does not have."
+        )
     seeded = "seed" in inspect.signature(checker).parameters
     again = f"seed={hidden_seed(label, call.function)}, " if seeded else ""
-    return "\n".join([
-        f"# Tests of {call.function} (exercise {label}): run this cell to see your score's diagnosis.",
-        "from dlt_lib import check",
-        "",
-        f"print(check.{call.check}({call.function}, strict=True))",
-        "### BEGIN HIDDEN TESTS",
-        "import importlib",
-        "",
-        "import dlt_lib.check",
-        "",
-        "check = importlib.reload(dlt_lib.check)  # the checks as shipped, whatever the notebook did to them",
-        f"print(check.{call.check}({call.function}, {again}strict=True))",
-        "### END HIDDEN TESTS",
-    ])
+    return "\n".join(
+        [
+            f"# Tests of {call.function} (exercise {label}): run this cell to see your score's diagnosis.",
+            "from dlt_lib import check",
+            "",
+            f"print(check.{call.check}({call.function}, strict=True))",
+            "### BEGIN HIDDEN TESTS",
+            "import importlib",
+            "",
+            "import dlt_lib.check",
+            "",
+            "check = importlib.reload(dlt_lib.check)  # the checks as shipped, whatever the notebook did to them",
+            f"print(check.{call.check}({call.function}, {again}strict=True))",
+            "### END HIDDEN TESTS",
+        ]
+    )
 
 
 def _exercise_cells(exercise: Exercise, solution: Solution | None, grading: Grading, built: _Built) -> None:
@@ -243,7 +255,9 @@ def _exercise_cells(exercise: Exercise, solution: Solution | None, grading: Grad
         for call in solution.checks:
             cell = nbformat.v4.new_code_cell(test_source(exercise.label, call))
             built.cells.append(
-                _nbgrader(cell, f"{exercise.label}-test-{call.function}", grade=True, locked=True, points=tests)
+                _nbgrader(
+                    cell, f"{exercise.label}-test-{call.function}", grade=True, locked=True, points=tests
+                )
             )
     if answer > 0:
         _answer(exercise, solution, part, answer, built, tests > 0)
@@ -254,14 +268,18 @@ def _answer(exercise: Exercise, solution: Solution, part: _Built, points: float,
     prose = [plain_markdown(p) for p in solution.prose if p.strip()]
     if prose:
         cell = nbformat.v4.new_markdown_cell("\n\n".join(prose))
-        built.cells.append(_nbgrader(cell, f"{exercise.label}-answer", grade=True, solution=True, points=points))
+        built.cells.append(
+            _nbgrader(cell, f"{exercise.label}-answer", grade=True, solution=True, points=points)
+        )
     elif part.uncovered or not tested:
         graded = (part.uncovered or [c for c in part.cells if "nbgrader" in c.metadata])[:1]
         for cell in graded:  # the student's code itself is the answer
             cell.metadata["nbgrader"].update(grade=True, points=points)
 
 
-def assignment(nb, grading: Grading | None = None, name: str = "notebook") -> tuple[nbformat.NotebookNode, dict]:
+def assignment(
+    nb, grading: Grading | None = None, name: str = "notebook"
+) -> tuple[nbformat.NotebookNode, dict]:
     """``(nbgrader source notebook, {grade_id: timeout})`` for one chapter."""
     grading = grading or Grading()
     items = read_chapter(nb, name)
@@ -342,8 +360,12 @@ def write_course(course: Path, chapters: list[Path], grading: Grading, force_con
     timeouts_path.write_text(json.dumps(timeouts, indent=1, sort_keys=True) + "\n")
     config = course / "nbgrader_config.py"
     if force_config or not config.exists():
-        config.write_text(CONFIG_TEMPLATE.format(
-            course_id=course.resolve().name, student=grading.student_cell_timeout,
-            other=grading.other_cell_timeout, timeouts_file=TIMEOUTS_FILE,
-        ))
+        config.write_text(
+            CONFIG_TEMPLATE.format(
+                course_id=course.resolve().name,
+                student=grading.student_cell_timeout,
+                other=grading.other_cell_timeout,
+                timeouts_file=TIMEOUTS_FILE,
+            )
+        )
     return summary
