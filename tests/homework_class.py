@@ -53,7 +53,7 @@ def meta(cell) -> dict:
 def test_cells(source_nb) -> list[TestCell]:
     cells = []
     for cell in source_nb.cells:
-        if meta(cell).get("grade") and cell.cell_type == "code":
+        if meta(cell).get("grade") and not meta(cell).get("solution") and cell.cell_type == "code":
             (call,) = check_calls(cell.source.split("### BEGIN HIDDEN TESTS")[0])
             cells.append(
                 TestCell(meta(cell)["grade_id"], call.check, call.function, float(meta(cell)["points"]))
@@ -135,7 +135,11 @@ def submission(kind: str, source_nb, release_nb):
     elif kind == "reference":
         cell.source = _replace_body(cell.source, t.function, CHEATS[t.check])
     if kind == "tampered":
-        tests = [c for c in nb.cells if meta(c).get("grade") and c.cell_type == "code"]
+        tests = [
+            c
+            for c in nb.cells
+            if meta(c).get("grade") and not meta(c).get("solution") and c.cell_type == "code"
+        ]
         mine = next(c for c in tests if meta(c)["grade_id"] == t.grade_id)
         mine.source = 'print("all tests passed")'  # made to pass
         others = [c for c in tests if c is not mine]

@@ -87,8 +87,11 @@ def test_source_notebook_cells():
     nb, timeouts = assignment(_chapter(), Grading(points={"ch-ex-practice": 0}), "synthetic")
     cells = _by_id(nb)
     # The statement: read-only Markdown Jupyter renders (no directive fences, no roles).
-    statement = cells["ch-ex-l1"]
-    assert statement.metadata["nbgrader"]["locked"] and not statement.metadata["nbgrader"]["grade"]
+    statement = next(c for c in nb.cells if c.metadata.get("dlt_homework", {}).get("exercise") == "ch-ex-l1")
+    assert statement.metadata["editable"] is False and statement.metadata["deletable"] is False
+    assert "nbgrader" not in statement.metadata, (
+        "nbgrader cannot restore a test deleted after a read-only cell"
+    )
     assert (
         statement.source.startswith("### Exercise: Write the L1 penalty")
         and "{exercise}" not in statement.source

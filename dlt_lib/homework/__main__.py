@@ -64,17 +64,15 @@ def _source(args) -> int:
 
 def _exercise_points(nb) -> list[str]:
     """One line per exercise: its label (for homework.yml) and what it is graded on."""
-    lines, label, parts = [], None, []
-    for cell in [*nb.cells, None]:
-        meta = cell.metadata.get("nbgrader", {}) if cell is not None else {"locked": True, "grade": False}
-        if cell is None or (meta.get("locked") and not meta.get("grade") and "grade_id" in meta):
-            if label:
-                lines.append(f"{label}: " + (", ".join(parts) or "not graded"))
-            label, parts = (meta.get("grade_id"), []) if cell is not None else (None, [])
-        elif meta.get("grade") and label:
-            kind = "answer" if meta.get("solution") else "test"
-            parts.append(f"{kind} {meta['points']:g}")
-    return lines
+    lines = []
+    for cell in nb.cells:
+        label = cell.metadata.get("dlt_homework", {}).get("exercise")
+        meta = cell.metadata.get("nbgrader", {})
+        if label:
+            lines.append([label])
+        elif meta.get("grade") and lines:
+            lines[-1].append(f"{'answer' if meta.get('solution') else 'test'} {meta['points']:g}")
+    return [f"{label}: " + (", ".join(parts) or "not graded") for label, *parts in lines]
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 
 For every exercise of a chapter (see :mod:`.exercises`):
 
-- the statement becomes a read-only Markdown cell;
+- the statement becomes a Markdown cell that Jupyter keeps read-only;
 - the solution's code becomes nbgrader *solution* cells.  Where a solution
   defines a function that it passes to ``dlt_lib.check``, only that function's
   body is the solution (``### BEGIN SOLUTION`` / ``### END SOLUTION``): the
@@ -242,7 +242,10 @@ def _exercise_cells(exercise: Exercise, solution: Solution | None, grading: Grad
     statement = nbformat.v4.new_markdown_cell(
         f"### Exercise: {plain_markdown(exercise.title)}\n\n{plain_markdown(exercise.body)}".strip()
     )
-    built.cells.append(_nbgrader(statement, exercise.label, locked=True))
+    # Read-only in Jupyter, but not an nbgrader cell: nbgrader 0.9.6 fails to restore a deleted
+    # test or answer cell whose previous nbgrader cell is a read-only one (KeyError in OverwriteCells).
+    statement.metadata.update(editable=False, deletable=False, dlt_homework={"exercise": exercise.label})
+    built.cells.append(statement)
     if solution is None:
         return
     part = _Built()
