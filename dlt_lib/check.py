@@ -72,7 +72,10 @@ DEFAULT_TIMEOUT = _timeout_from_environment()
 
 @dataclass
 class CheckResult:
-    """What a check found: how many cases passed, and a diagnosis for each that did not."""
+    """What a check found: how many cases passed, and a diagnosis for each that did not.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
 
     name: str
     passed: int
@@ -103,7 +106,10 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A plausible wrong answer: what it is, and a NumPy function computing it."""
+    """A plausible wrong answer: what it is, and a NumPy function computing it.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
 
     hint: str
     compute: Callable
@@ -117,11 +123,16 @@ class CheckTimeout(BaseException):
 
     A ``BaseException``, so that an ``except Exception`` in the reader's own
     code does not swallow it.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
     """
 
 
 class CallsReference(Exception):
-    """The reader's function called one of the library functions that give the answer away."""
+    """The reader's function called one of the library functions that give the answer away.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
 
 
 def _raise_timeout(signum, frame):
@@ -394,7 +405,10 @@ def _run(
 
 
 class CheckFailed(AssertionError):
-    """What ``strict=True`` raises: the diagnosis, shown in Jupyter without a traceback."""
+    """What ``strict=True`` raises: the diagnosis, shown in Jupyter without a traceback.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
 
     def _render_traceback_(self):  # IPython's hook: the diagnosis is the whole story
         return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self}"]
@@ -424,7 +438,10 @@ REFERENCES = {
 
 
 def library_function(path: str):
-    """The object at ``path`` inside ``dlt_lib`` (``"losses.zero_one_loss"``), or None if it is gone."""
+    """The object at ``path`` inside ``dlt_lib`` (``"losses.zero_one_loss"``), or None if it is gone.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
     module, _, rest = path.partition(".")
     try:
         obj = importlib.import_module(f"dlt_lib.{module}")
@@ -436,7 +453,10 @@ def library_function(path: str):
 
 
 def references_of(check_name: str) -> list:
-    """The library functions a reader's answer to ``check_name`` must not call."""
+    """The library functions a reader's answer to ``check_name`` must not call.
+
+    Used by the exercises of every chapter; for grading, see ``book/homework.md``.
+    """
     found = [library_function(p) for p in REFERENCES.get(check_name, ())]
     return [f for f in found if f is not None]
 
@@ -461,7 +481,10 @@ def _mistakes_count(p, y):
 
 
 def zero_one_loss(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
-    """Check ``fn(p_y_given_x, y)`` returns the *number* of misclassified rows."""
+    """Check ``fn(p_y_given_x, y)`` returns the *number* of misclassified rows.
+
+    Taught in ``book/losses.ipynb`` (its exercises).
+    """
     mistakes = [
         Mistake(
             "the error *rate* (a mean); the zero-one loss counts the mistakes (a sum)",
@@ -495,7 +518,10 @@ def _label_log_p(p, y):
 def negative_log_likelihood(
     fn, seed: int = 0, strict: bool = False, timeout: float | None = None
 ) -> CheckResult:
-    """Check ``fn(p_y_given_x, y)`` returns the *mean* negative log-likelihood of the labels."""
+    """Check ``fn(p_y_given_x, y)`` returns the *mean* negative log-likelihood of the labels.
+
+    Taught in ``book/losses.ipynb`` (its exercises).
+    """
     mistakes = [
         Mistake(
             "the *sum* over the rows; the exercise asks for the mean",
@@ -528,7 +554,10 @@ def _weight_cases(rng, n_cases=5):
 
 
 def l1_penalty(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
-    """Check ``fn(W)`` returns ``sum |W|``."""
+    """Check ``fn(W)`` returns ``sum |W|``.
+
+    Taught in ``book/regularization.ipynb`` (its exercises).
+    """
     mistakes = [
         Mistake("the plain sum: the absolute value is missing", lambda W: W.sum()),
         Mistake("a mean; the L1 penalty is a sum", lambda W: np.abs(W).mean()),
@@ -549,7 +578,10 @@ def l1_penalty(fn, seed: int = 0, strict: bool = False, timeout: float | None = 
 
 
 def l2_penalty(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
-    """Check ``fn(W)`` returns the *squared* L2 norm ``sum W**2``."""
+    """Check ``fn(W)`` returns the *squared* L2 norm ``sum W**2``.
+
+    Taught in ``book/regularization.ipynb`` (its exercises).
+    """
     mistakes = [
         Mistake("the L2 *norm*; the penalty is its square (no square root)", lambda W: np.sqrt((W**2).sum())),
         Mistake("half the penalty: the book's L2 penalty has no 1/2", lambda W: 0.5 * (W**2).sum()),
@@ -584,7 +616,10 @@ def _call_plain(fn, values, timeout, references):
 
 
 def validation_frequency(fn, strict: bool = False, timeout: float | None = None) -> CheckResult:
-    """Check ``fn(n_train_batches, patience)`` gives the tutorials' ``min(n_train_batches, patience // 2)``."""
+    """Check ``fn(n_train_batches, patience)`` gives the tutorials' ``min(n_train_batches, patience // 2)``.
+
+    Taught in ``book/early_stopping.ipynb`` (its exercises).
+    """
     cases = [(83, 5000), (2500, 10000), (10, 10), (7, 3), (100, 150)]
     mistakes = [
         Mistake("the patience where the tutorials take half of it", lambda n, p: min(n, p)),
@@ -607,7 +642,10 @@ def validation_frequency(fn, strict: bool = False, timeout: float | None = None)
 
 
 def sgd_step(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
-    """Check ``fn(param, grad, learning_rate)`` returns the new value ``param - learning_rate * grad``."""
+    """Check ``fn(param, grad, learning_rate)`` returns the new value ``param - learning_rate * grad``.
+
+    Taught in ``book/getting_started.ipynb`` (its exercises).
+    """
     rng = np.random.default_rng(seed)
     floatX = pytensor.config.floatX
     cases = [

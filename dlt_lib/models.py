@@ -15,6 +15,8 @@ The trainer in :mod:`dlt_lib.training` substitutes real minibatches for
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -22,6 +24,7 @@ from pytensor.gradient import zero_grad
 
 from dlt_lib import backend as _backend  # noqa: F401  (sets floatX=float32 before we build anything)
 from dlt_lib import losses
+from dlt_lib.validation import InvalidParameterError, check_scalar
 
 
 def _floatX(array):
@@ -29,22 +32,20 @@ def _floatX(array):
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
+    return int(check_scalar(value, name, numbers.Integral, min_val=1))
 
 
 def _make_input(input, n_in):
     if input is None:
         return pt.matrix("x", shape=(None, n_in))
     if input.ndim != 2:
-        raise ValueError(
+        raise InvalidParameterError(
             f"The input must be a matrix of shape (n_examples, {n_in}); got a {input.ndim}-d variable "
             f"{input}. Reshape images to rows first, e.g. X.reshape(len(X), -1)."
         )
     width = input.type.shape[1]
     if width is not None and width != n_in:
-        raise ValueError(f"The input has {width} columns but the model expects n_in={n_in}.")
+        raise InvalidParameterError(f"The input has {width} columns but the model expects n_in={n_in}.")
     return input
 
 
@@ -53,6 +54,7 @@ def log_softmax(logits):
 
     ``softmax(z)`` then ``log`` would round tiny probabilities to 0 and give
     ``-inf``; subtracting the row maximum first keeps every ``exp`` <= 1.
+    Taught in ``book/losses.ipynb``.
     """
     # The shift changes no result (log-softmax is the same for z and z - c),
     # so its gradient is zero; zero_grad says so and spares the gradient graph
@@ -92,20 +94,22 @@ class _Classifier:
         """Raise a clear error unless ``X`` is ``(n, n_in)`` and ``y`` holds labels in ``0..n_out-1``."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__} expects inputs of shape (n_examples, {self.n_in}); got {X.shape}. "
                 "Flatten 28x28 images with X.reshape(len(X), -1)."
             )
         if y is not None:
             y = np.asarray(y)
             if y.shape != (X.shape[0],):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Expected one label per example, shape ({X.shape[0]},); got labels of shape {y.shape}."
                 )
             if not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"Labels must be integers in 0..{self.n_out - 1}; got dtype {y.dtype}.")
+                raise InvalidParameterError(
+                    f"Labels must be integers in 0..{self.n_out - 1}; got dtype {y.dtype}."
+                )
             if y.size and (y.min() < 0 or y.max() >= self.n_out):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Labels must lie in 0..{self.n_out - 1} for a model with n_out={self.n_out}; "
                     f"got values from {y.min()} to {y.max()}."
                 )
@@ -144,7 +148,7 @@ class _Classifier:
         missing = sorted(set(expected) - set(values))
         extra = sorted(set(values) - set(expected))
         if missing or extra:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__} has parameters {sorted(expected)}; the values given have "
                 f"{sorted(values)} (missing {missing}, unexpected {extra})."
             )
@@ -152,12 +156,12 @@ class _Classifier:
             value = np.asarray(values[name])
             current = param.get_value(borrow=True)
             if value.shape != current.shape:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Parameter {name!r} of {type(self).__name__} has shape {current.shape}; "
                     f"the value given has shape {value.shape}. Was it saved from a model of another size?"
                 )
             if value.dtype != current.dtype:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Parameter {name!r} has dtype {current.dtype}; the value given has {value.dtype}."
                 )
         for name, param in expected.items():
@@ -182,6 +186,7 @@ class LogisticRegression(_Classifier):
         Number of classes.
     input : symbolic matrix, optional
         The input variable; a fresh ``pt.matrix("x")`` when omitted.
+    Taught in ``book/losses.ipynb``.
     """
 
     def __init__(self, n_in: int, n_out: int, input=None):
@@ -207,12 +212,13 @@ def glorot_uniform(rng, n_in, n_out, activation="tanh"):
     That bound keeps the variance of activations and of back-propagated
     gradients roughly equal across layers for ``tanh``.  For the logistic
     sigmoid, whose slope at 0 is 1/4 instead of 1, the bound is 4 times larger.
+    See ``book/putting_it_together.ipynb``.
     """
     bound = np.sqrt(6.0 / (n_in + n_out))
     if activation == "sigmoid":
         bound *= 4
     elif activation != "tanh":
-        raise ValueError(f"activation must be 'tanh' or 'sigmoid'; got {activation!r}.")
+        raise InvalidParameterError(f"activation must be 'tanh' or 'sigmoid'; got {activation!r}.")
     return _floatX(rng.uniform(low=-bound, high=bound, size=(n_in, n_out)))
 
 
@@ -220,11 +226,16 @@ _ACTIVATIONS = {"tanh": pt.tanh, "sigmoid": pt.sigmoid}
 
 
 class HiddenLayer:
-    """A fully connected layer ``h = activation(x W + b)`` with Glorot-uniform ``W`` and zero ``b``."""
+    """A fully connected layer ``h = activation(x W + b)`` with Glorot-uniform ``W`` and zero ``b``.
+
+    Taught in ``book/putting_it_together.ipynb``.
+    """
 
     def __init__(self, rng, input, n_in: int, n_out: int, activation: str = "tanh", name: str = "hidden"):
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
+            raise InvalidParameterError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}."
+            )
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_out = _check_positive_int("n_out", n_out)
         self.input = _make_input(input, self.n_in)
@@ -242,6 +253,7 @@ class MLP(_Classifier):
 
     ``p(y|x) = softmax(tanh(x W1 + b1) W2 + b2)``.  The hidden weights are
     drawn from a seeded generator, so the same ``seed`` gives the same model.
+    Taught in ``book/putting_it_together.ipynb``.
     """
 
     def __init__(

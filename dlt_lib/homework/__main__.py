@@ -76,6 +76,7 @@ def _exercise_points(nb) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """The command line.  Taught in ``book/homework.md`` (the appendix for lecturers)."""
     parser = argparse.ArgumentParser(prog="python -m dlt_lib.homework", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     source = commands.add_parser("source", help="write nbgrader source assignments into a course directory")

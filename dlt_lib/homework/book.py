@@ -10,7 +10,10 @@ import yaml
 
 def book_root(start: Path | None = None) -> Path:
     """The folder holding ``_toc.yml``: ``$DLT_BOOK_ROOT``, else the first above ``start`` (the
-    working directory), else the checkout this package was installed from (``pip install -e .``)."""
+    working directory), else the checkout this package was installed from (``pip install -e .``).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     if os.environ.get("DLT_BOOK_ROOT"):
         return Path(os.environ["DLT_BOOK_ROOT"]).resolve()
     for folder in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents]:
@@ -20,7 +23,10 @@ def book_root(start: Path | None = None) -> Path:
 
 
 def toc_notebooks(toc: Path | None = None) -> list[Path]:
-    """The notebooks ``_toc.yml`` lists, in reading order (entries without an .ipynb are skipped)."""
+    """The notebooks ``_toc.yml`` lists, in reading order (entries without an .ipynb are skipped).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     toc = toc or book_root() / "_toc.yml"
     data = yaml.safe_load(toc.read_text())
     entries = [data.get("root")]

@@ -21,13 +21,18 @@ from dlt_lib.homework.myst import SolutionError, split_directives
 
 @dataclass
 class Cell:
-    """A cell outside the exercises' solutions (a code cell, or Markdown text)."""
+    """A cell outside the exercises' solutions (a code cell, or Markdown text).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
 
     cell: nbformat.NotebookNode
 
 
 @dataclass
 class Exercise:
+    """An ``{exercise}`` directive.  Taught in ``book/homework.md`` (the appendix for lecturers)."""
+
     label: str
     title: str
     body: str  # the statement, MyST, without the directive's options
@@ -35,7 +40,10 @@ class Exercise:
 
 @dataclass(frozen=True)
 class CheckCall:
-    """``check.<check>(<function>, ...)`` in a solution: what the autograder will test."""
+    """``check.<check>(<function>, ...)`` in a solution: what the autograder will test.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
 
     check: str  # the name in dlt_lib.check, e.g. "zero_one_loss"
     function: str  # the name of the reader's function, e.g. "my_zero_one_loss"
@@ -43,6 +51,8 @@ class CheckCall:
 
 @dataclass
 class Solution:
+    """An exercise's solution.  Taught in ``book/homework.md`` (the appendix for lecturers)."""
+
     label: str
     prose: list[str] = field(default_factory=list)  # Markdown pieces, in order
     code: list[nbformat.NotebookNode] = field(default_factory=list)  # code cells, in order
@@ -71,7 +81,10 @@ def _is_check_module(node: ast.expr) -> bool:
 
 
 def check_calls(source: str) -> list[CheckCall]:
-    """The ``check.<name>(<function name>, ...)`` calls in a code cell's source."""
+    """The ``check.<name>(<function name>, ...)`` calls in a code cell's source.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     try:
         tree = ast.parse(_without_magics(source))
     except SyntaxError:
@@ -141,7 +154,10 @@ class _Reader:
 
 
 def read_chapter(nb, name: str = "notebook") -> list:
-    """The items of a chapter (see the module docstring); raises :class:`SolutionError` if malformed."""
+    """The items of a chapter (see the module docstring); raises :class:`SolutionError` if malformed.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     reader = _Reader(name)
     for number, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
@@ -170,6 +186,9 @@ def _pair(items: list, name: str) -> None:
 
 
 def exercises(items: list) -> list[tuple[Exercise, Solution | None]]:
-    """Each exercise with its solution (None if it has none)."""
+    """Each exercise with its solution (None if it has none).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     solutions = {item.label: item for item in items if isinstance(item, Solution)}
     return [(item, solutions.get(item.label)) for item in items if isinstance(item, Exercise)]

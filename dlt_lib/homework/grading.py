@@ -23,6 +23,8 @@ class CellTimeouts:
     ``student`` for students' code cells, ``other`` for the rest; ``cells`` maps
     a solution cell's ``grade_id`` to a longer limit (a chapter asks for it
     with ``"homework": {"timeout": seconds}`` in the cell's metadata).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
     """
 
     def __init__(self, student: float = 30, other: float = 300, cells: dict | None = None):

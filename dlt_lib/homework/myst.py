@@ -22,17 +22,26 @@ EXERCISE_DIRECTIVES = ("exercise", "solution", "solution-start", "solution-end")
 
 
 class SolutionError(ValueError):
-    """A notebook's solutions are not well formed (e.g. a solution-start without a solution-end)."""
+    """A notebook's solutions are not well formed (e.g. a solution-start without a solution-end).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
 
 
 def closes(line: str, fence: str) -> bool:
-    """True if ``line`` closes a block opened with ``fence`` (same character, at least as long)."""
+    """True if ``line`` closes a block opened with ``fence`` (same character, at least as long).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     stripped = line.strip()
     return bool(stripped) and set(stripped) == {fence[0]} and len(stripped) >= len(fence)
 
 
 def find_close(lines: list[str], start: int, fence: str) -> int | None:
-    """Index of the line closing the fence opened at ``lines[start]``, or None."""
+    """Index of the line closing the fence opened at ``lines[start]``, or None.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     for j in range(start + 1, len(lines)):
         if closes(lines[j], fence):
             return j
@@ -40,13 +49,19 @@ def find_close(lines: list[str], start: int, fence: str) -> int | None:
 
 
 def first_word(rest: str) -> str:
-    """The argument of a directive (a label, a title's first word), or ``""``."""
+    """The argument of a directive (a label, a title's first word), or ``""``.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     return rest.strip().split()[0] if rest.strip() else ""
 
 
 @dataclass
 class Segment:
-    """A piece of a Markdown cell: plain text, or one of the exercise directives."""
+    """A piece of a Markdown cell: plain text, or one of the exercise directives.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
 
     kind: str  # "text" or one of EXERCISE_DIRECTIVES
     text: str  # the source of the piece (for a directive, the whole fenced block)
@@ -66,7 +81,10 @@ def _directive(kind: str, lines: list[str], start: int, close: int, rest: str) -
 
 
 def split_directives(source: str, where: str = "") -> list[Segment]:
-    """Split a Markdown cell into text and exercise-directive segments, in order."""
+    """Split a Markdown cell into text and exercise-directive segments, in order.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     lines = source.splitlines(keepends=True)
     segments: list[Segment] = []
     text: list[str] = []
@@ -107,5 +125,8 @@ def _role_text(match: re.Match) -> str:
 
 
 def plain_markdown(text: str) -> str:
-    """MyST roles (``{doc}`x```, ``{ref}`y```) as plain Markdown that Jupyter renders."""
+    """MyST roles (``{doc}`x```, ``{ref}`y```) as plain Markdown that Jupyter renders.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     return _ROLE.sub(_role_text, text)

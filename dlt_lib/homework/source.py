@@ -52,6 +52,8 @@ class Grading:
     ``points`` maps an exercise label to ``{"tests": p, "answer": q}`` (points of
     each of its test cells and of its answer cell) or to 0 (not graded: the
     exercise stays, as practice).  Labels not named get the defaults.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
     """
 
     tests: float = 1
@@ -121,6 +123,8 @@ def stub_function_bodies(source: str, names: set[str]) -> tuple[str, bool] | Non
     (another function, a computation) is part of the solution as well.
     Returns ``(source, True if such other statements exist)``, or None if the
     cell defines none of ``names``.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
     """
     try:
         tree = ast.parse(source)
@@ -205,12 +209,18 @@ def _solution_code(solution: Solution, graded: bool, built: _Built) -> None:
 
 
 def hidden_seed(label: str, function: str) -> int:
-    """A fixed seed for the hidden tests of one function, other than the visible tests' 0."""
+    """A fixed seed for the hidden tests of one function, other than the visible tests' 0.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     return zlib.crc32(f"{label}/{function}".encode()) % 9973 + 1
 
 
 def test_source(label: str, call: CheckCall) -> str:
-    """The source of the test cell for one checked function."""
+    """The source of the test cell for one checked function.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     checker = getattr(check_module, call.check, None)
     if checker is None:
         raise ValueError(
@@ -283,7 +293,10 @@ def _answer(exercise: Exercise, solution: Solution, part: _Built, points: float,
 def assignment(
     nb, grading: Grading | None = None, name: str = "notebook"
 ) -> tuple[nbformat.NotebookNode, dict]:
-    """``(nbgrader source notebook, {grade_id: timeout})`` for one chapter."""
+    """``(nbgrader source notebook, {grade_id: timeout})`` for one chapter.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     grading = grading or Grading()
     items = read_chapter(nb, name)
     solutions = {item.label: item for item in items if isinstance(item, Solution)}
@@ -344,6 +357,8 @@ def write_course(course: Path, chapters: list[Path], grading: Grading, force_con
 
     Every chapter is converted before anything is written, so a malformed one
     leaves the course directory as it was.  Returns ``{chapter: number of graded cells}``.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
     """
     built = {}
     for path in chapters:

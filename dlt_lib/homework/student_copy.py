@@ -54,7 +54,10 @@ __all__ = ["ANSWER_CELL", "Report", "SolutionError", "make_copies", "strip_solut
 
 @dataclass
 class Report:
-    """What :func:`strip_solutions` removed from one notebook."""
+    """What :func:`strip_solutions` removed from one notebook.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
 
     solution_blocks: int = 0  # {solution} directives removed from Markdown cells
     gated_solutions: int = 0  # {solution-start} ... {solution-end} spans removed
@@ -146,6 +149,8 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
 
     Raises :class:`SolutionError` when a gated solution is not closed, or a
     ``{solution}`` fence is never closed.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
     """
     nb = copy.deepcopy(nb)
     stripper = _Stripper(name)
@@ -176,7 +181,10 @@ def _relative_name(path: Path) -> Path:
 
 
 def make_copies(notebooks: list[Path], out: Path) -> dict[Path, Report]:
-    """Strip every notebook in memory first, then write them all to ``out``; returns the reports."""
+    """Strip every notebook in memory first, then write them all to ``out``; returns the reports.
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
     results = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
@@ -192,6 +200,7 @@ def make_copies(notebooks: list[Path], out: Path) -> dict[Path, Report]:
 
 
 def main(argv=None) -> int:
+    """The command line.  Taught in ``book/homework.md`` (the appendix for lecturers)."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog="See the module docstring for what is removed."
     )
