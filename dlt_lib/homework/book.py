@@ -22,14 +22,20 @@ def book_root(start: Path | None = None) -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def toc_notebooks(toc: Path | None = None) -> list[Path]:
-    """The notebooks ``_toc.yml`` lists, in reading order (entries without an .ipynb are skipped).
+def toc_entries(toc: Path | None = None) -> list[str]:
+    """Every file ``_toc.yml`` lists, in reading order (``["book/intro", "book/getting_started", ...]``).
+
+    Jupyter Book 1's ``jb-book`` format: a ``root`` file, then ``chapters``
+    (each may have ``sections``), or ``parts`` holding chapters.  The one
+    reader of the table of contents: the tests and scripts use it too.
 
     Taught in ``book/homework.md`` (the appendix for lecturers).
     """
-    toc = toc or book_root() / "_toc.yml"
+    toc = Path(toc or book_root() / "_toc.yml")
     data = yaml.safe_load(toc.read_text())
-    entries = [data.get("root")]
+    if data.get("format") != "jb-book":
+        raise ValueError(f"{toc}: expected 'format: jb-book' (Jupyter Book 1), got {data.get('format')!r}")
+    entries = [data["root"]]
 
     def walk(items):
         for item in items or []:
@@ -40,5 +46,14 @@ def toc_notebooks(toc: Path | None = None) -> list[Path]:
     walk(data.get("chapters"))
     for part in data.get("parts") or []:
         walk(part.get("chapters"))
-    paths = [toc.parent / f"{entry}.ipynb" for entry in entries if entry]
+    return entries
+
+
+def toc_notebooks(toc: Path | None = None) -> list[Path]:
+    """The notebooks ``_toc.yml`` lists, in reading order (entries without an .ipynb are skipped).
+
+    Taught in ``book/homework.md`` (the appendix for lecturers).
+    """
+    toc = Path(toc or book_root() / "_toc.yml")
+    paths = [toc.parent / f"{entry}.ipynb" for entry in toc_entries(toc)]
     return [p for p in paths if p.exists()]
