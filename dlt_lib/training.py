@@ -183,13 +183,49 @@ def _as_minibatches(X, y, batch_size):
     return sX, sy, n_batches
 
 
-def _whole_set(X, y, name):
-    # Static shapes: JAX compiles for fixed sizes (and they cost the other modes nothing).
-    X = np.asarray(X, dtype=pytensor.config.floatX)
-    y = np.asarray(y, dtype="int32")
-    sX = pytensor.shared(X, name=f"{name}_X", shape=X.shape, borrow=True)
-    sy = pytensor.shared(y, name=f"{name}_y", shape=y.shape, borrow=True)
-    return sX, sy
+def evaluator(model, y, X, Y, name, mode_name):
+    """A function ``() -> (error rate, mean NLL)`` over *every* example of ``(X, Y)``.
+
+    The set is stored once in shared variables (with static shapes: JAX
+    compiles for fixed sizes) and evaluated in one call, or, for a model with
+    an ``eval_batch_size`` (LeNet), in chunks of that size plus one chunk for
+    the rest: a convolutional network on a whole 10,000-image set at once would
+    hold gigabytes of intermediate results.  Unlike the tutorials, which
+    average over full minibatches only, no example is left out.
+    """
+    n = len(X)
+    size = getattr(model, "eval_batch_size", None) or n
+    n_full = n // size
+    floatX, pmode = pytensor.config.floatX, backend.get_mode(mode_name)
+    parts = []
+    for lo, hi, count in ((0, n_full * size, n_full), (n_full * size, n, 1)):
+        if hi <= lo:
+            continue
+        rows = (hi - lo) // count
+        X3 = np.ascontiguousarray(np.asarray(X[lo:hi], dtype=floatX).reshape(count, rows, -1))
+        Y3 = np.asarray(Y[lo:hi], dtype="int32").reshape(count, rows)
+        sX = pytensor.shared(X3, name=f"{name}_X", shape=X3.shape, borrow=True)
+        sY = pytensor.shared(Y3, name=f"{name}_y", shape=Y3.shape, borrow=True)
+        backend.place_on_device([sX, sY], mode_name)
+        index = pt.lscalar("index")
+        weight = np.asarray(rows, dtype=floatX)  # means back to sums, to average over all n
+        fn = pytensor.function(
+            [index],
+            [model.errors(y) * weight, model.negative_log_likelihood(y) * weight],
+            givens={model.input: sX[index], y: sY[index]},
+            mode=pmode,
+        )
+        parts.append((fn, count))
+
+    def evaluate():
+        errors = nll = 0.0
+        for fn, count in parts:
+            for i in range(count):
+                chunk_errors, chunk_nll = fn(i)
+                errors, nll = errors + float(chunk_errors), nll + float(chunk_nll)
+        return errors / n, nll / n
+
+    return evaluate
 
 
 def training_cost(model, y, l1=0.0, l2=0.0):
@@ -425,17 +461,8 @@ def train(
         **(optimizer_kwargs or {}),
     )
     y, update_list, n_train_batches = run_updates.y, run_updates.update_list, run_updates.n_batches
-    valid_X, valid_y = _whole_set(Xva, yva, "valid")
-    test_X, test_y = _whole_set(Xte, yte, "test")
-    backend.place_on_device([valid_X, valid_y, test_X, test_y], mode_name)
-    pmode = backend.get_mode(mode_name)
-    validate = pytensor.function(
-        [],
-        [model.errors(y), model.negative_log_likelihood(y)],
-        givens={model.input: valid_X, y: valid_y},
-        mode=pmode,
-    )
-    test = pytensor.function([], model.errors(y), givens={model.input: test_X, y: test_y}, mode=pmode)
+    validate = evaluator(model, y, Xva, yva, "valid", mode_name)
+    test = evaluator(model, y, Xte, yte, "test", mode_name)
     state_vars = [var for var, _ in update_list if not any(var is p for p in model.params)]
     history = History(
         n_train_batches=n_train_batches,
@@ -483,7 +510,7 @@ def train(
                 is_best = stopper.update(done, valid_error)
                 test_error = None
                 if is_best:
-                    test_error = float(test())
+                    test_error = float(test()[0])
                     best_params = model.get_param_values()
                 history.records.append(
                     ValidationRecord(
