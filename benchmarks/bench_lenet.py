@@ -8,6 +8,9 @@ batch 500) trained for one epoch on 50,000 MNIST-shaped examples, timed for
 - ``dlt_lib``'s trainer (``dlt_lib.training.compile_updates`` on
   ``dlt_lib.models.LeNet``), in modes C, NUMBA and JAX: the convolution and
   pooling operations of ``dlt_lib.conv``;
+- the same LeNet, in mode C, with ``dlt_lib.conv``'s first design: the
+  convolution and each of its gradients as one NumPy operation, each building
+  its own patch matrix (three operations instead of ``Im2Col`` + ``Col2Im``);
 - the same LeNet, in mode C, with the convolution written as an **im2col
   graph** of PyTensor operations (25 shifted slices joined, one ``dot``) and
   the pooling as a reshape and ``max``: what a chapter could write without
@@ -85,6 +88,8 @@ class DltLeNet:
         saved = conv.conv2d, conv.max_pool_2d
         if variant == "im2col graph":
             conv.conv2d, conv.max_pool_2d = im2col_graph_conv2d, reshape_max_pool
+        elif variant == "three ops":
+            conv.conv2d = three_ops_conv2d
         elif variant == "signal.convolve2d":
             conv.conv2d, conv.max_pool_2d = signal_conv2d, reshape_max_pool
         try:
@@ -123,6 +128,69 @@ def im2col_graph_conv2d(input, filters, *, filter_flip=True, input_shape=None, f
     columns = patches.reshape((input.shape[0], c * fr * fc, out_rows * out_cols))
     out = pt.tensordot(filters.reshape((k, c * fr * fc)), columns, axes=[[1], [1]])  # (k, n, rows*cols)
     return out.dimshuffle(1, 0, 2).reshape((input.shape[0], k, out_rows, out_cols))
+
+
+# The first design of dlt_lib.conv (commit 076a7eb): the convolution and each of its two
+# gradients as one NumPy operation, each building its own patch matrix.  Kept to measure it.
+def _corr2d(x, w):
+    from dlt_lib.conv import im2col
+
+    k, c, fr, fc = w.shape
+    out = np.dot(np.ascontiguousarray(w).reshape(k, -1), im2col(x, fr, fc))
+    return np.ascontiguousarray(out.reshape(k, x.shape[0], x.shape[2] - fr + 1, -1).transpose(1, 0, 2, 3))
+
+
+def _corr2d_grad_weights(x, gz):
+    from dlt_lib.conv import im2col
+
+    k, fr, fc = gz.shape[1], x.shape[2] - gz.shape[2] + 1, x.shape[3] - gz.shape[3] + 1
+    gz_rows = np.ascontiguousarray(gz.transpose(1, 0, 2, 3)).reshape(k, -1)
+    return np.dot(gz_rows, im2col(x, fr, fc).T).reshape(k, x.shape[1], fr, fc)
+
+
+def _corr2d_grad_inputs(w, gz, x):
+    from dlt_lib.conv import col2im
+
+    k, c, fr, fc = w.shape
+    gz_rows = np.ascontiguousarray(gz.transpose(1, 0, 2, 3)).reshape(k, -1)
+    return col2im(np.dot(np.ascontiguousarray(w).reshape(k, -1).T, gz_rows), x.shape, fr, fc)
+
+
+def _numpy_op(kernel, pullback=None):
+    """A PyTensor operation running ``kernel`` (NumPy) on 4-d tensors; ``pullback`` gives its gradients."""
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class NumpyOp(Op):
+        __props__ = ()
+
+        def make_node(self, *inputs):
+            inputs = [pt.as_tensor_variable(v) for v in inputs]
+            return Apply(self, inputs, [pt.tensor(dtype=inputs[0].dtype, shape=(None,) * 4)])
+
+        def perform(self, node, inputs, outputs):
+            outputs[0][0] = kernel(*inputs).astype(node.outputs[0].dtype, copy=False)
+
+    if pullback is not None:
+        NumpyOp.pullback = lambda self, inputs, outputs, grads: pullback(*inputs, grads[0])
+    NumpyOp.__name__ = kernel.__name__.strip("_")
+    return NumpyOp()
+
+
+_GRAD_INPUTS = _numpy_op(_corr2d_grad_inputs)
+_GRAD_WEIGHTS = _numpy_op(_corr2d_grad_weights)
+_CORR2D = _numpy_op(_corr2d, lambda x, w, gz: [_GRAD_INPUTS(w, gz, x), _GRAD_WEIGHTS(x, gz)])
+
+
+def three_ops_conv2d(input, filters, *, filter_flip=True, input_shape=None, filter_shape=None):
+    import pytensor.tensor as pt
+
+    if filter_flip:
+        filters = filters[:, :, ::-1, ::-1]
+    n, _, rows, cols = input_shape
+    k, _, fr, fc = filter_shape
+    return pt.specify_shape(_CORR2D(input, filters), (n, k, rows - fr + 1, cols - fc + 1))
 
 
 def reshape_max_pool(input, ws=(2, 2), *, ignore_border=True):
@@ -292,6 +360,7 @@ def run(X, y, modes, repeats, log, one_batch_only=("signal.convolve2d",)):
     for mode in modes:
         default = " (default)" if mode == "C" else ""
         builders.append((f"dlt {mode}: dlt_lib.conv{default}", lambda m=mode: DltLeNet(X, y, m, init)))
+    builders.append(("dlt C: three NumPy ops (first design)", lambda: DltLeNet(X, y, "C", init, "three ops")))
     builders.append(("dlt C: im2col graph", lambda: DltLeNet(X, y, "C", init, "im2col graph")))
     small = SMALL_BATCH  # its cost is linear in the batch: time a small one, scale it
     builders.append(

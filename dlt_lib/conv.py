@@ -17,13 +17,14 @@ conventions:
 **How the convolution is computed.**  A convolution is a matrix product in
 disguise: copy every ``channels x rows x columns`` patch of the input into a
 column of a matrix (:func:`im2col`); then one matrix product with the
-filters, each flattened into a row, computes every output at once
-(:func:`corr2d`).  Its gradients are matrix products of the same kind
-(:func:`corr2d_grad_weights`, :func:`corr2d_grad_inputs`), so the operations
-:class:`Corr2d`, :class:`Corr2dGradWeights` and :class:`Corr2dGradInputs`
-run NumPy code whose time is spent in the BLAS.  ``benchmarks/README.md``
-measured this against an im2col written as a PyTensor graph, PyTensor's
-``signal.convolve2d`` and PyTorch.
+filters, each flattened into a row, computes every output at once.  That is
+what :func:`conv2d` builds: an :class:`Im2Col` operation (NumPy) and
+PyTensor's own ``dot`` (the BLAS in mode C).  Differentiating a product is
+PyTensor's business; the one new gradient is :class:`Col2Im`, which adds the
+columns' gradients back into image positions.  The same patch matrix serves
+the forward product and the filters' gradient, so it is built once per step.
+``benchmarks/README.md`` measured this against an im2col written with
+PyTensor's own operations, PyTensor's ``signal.convolve2d`` and PyTorch.
 
 **Max-pooling** is a loop over windows (:func:`pool_max`,
 :func:`pool_max_grad`), compiled once by Numba: as whole-array NumPy or
@@ -31,25 +32,21 @@ PyTensor expressions it took 3-5 times longer.
 
 **Modes.**  In mode C (PyTensor's CVM) the operations run the functions
 above.  :func:`register_backend`, called by :func:`dlt_lib.backend.get_mode`,
-has mode NUMBA compile the same functions into its graph and mode JAX use
-``jax.lax.conv_general_dilated`` and a reshape-max instead.
+has mode NUMBA call them from its compiled graph and gives mode JAX
+equivalents (``jax.lax.conv_general_dilated_patches``, a reshape and max).
 """
 
 from __future__ import annotations
-
-import types
 
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
-from pytensor.scalar import upcast
 
 # ----------------------------------------------------------------------------
-# The kernels, on NumPy arrays.  The convolution's are whole-array NumPy that
-# Numba also compiles unchanged (mode NUMBA); the pooling's are loops, always
-# compiled by Numba.
+# The kernels, on NumPy arrays.  im2col and col2im copy whole slices (one per
+# filter position); the pooling kernels are loops, compiled by Numba.
 # ----------------------------------------------------------------------------
 
 
@@ -70,41 +67,21 @@ def im2col(x, filter_rows, filter_cols):
     return cols.reshape((c * filter_rows * filter_cols, n * out_rows * out_cols))
 
 
-def corr2d(x, w):
-    """Valid cross-correlation: ``out[n, k, i, j] = sum_{c,a,b} x[n, c, i+a, j+b] w[k, c, a, b]``."""
-    n = x.shape[0]
-    k, c, filter_rows, filter_cols = w.shape
-    out_rows, out_cols = x.shape[2] - filter_rows + 1, x.shape[3] - filter_cols + 1
-    w_rows = np.ascontiguousarray(w).reshape((k, c * filter_rows * filter_cols))
-    out = np.dot(w_rows, im2col(x, filter_rows, filter_cols))  # (k, n * out_rows * out_cols)
-    return np.ascontiguousarray(out.reshape((k, n, out_rows, out_cols)).transpose((1, 0, 2, 3)))
+def col2im(cols, x_shape, filter_rows, filter_cols):
+    """The inverse bookkeeping of :func:`im2col`: add each column entry back at its image position.
 
-
-def corr2d_grad_weights(x, gz):
-    """Gradient of :func:`corr2d` with respect to ``w``, given ``gz``, the gradient of its output."""
-    k, filter_rows = gz.shape[1], x.shape[2] - gz.shape[2] + 1
-    c, filter_cols = x.shape[1], x.shape[3] - gz.shape[3] + 1
-    gz_rows = np.ascontiguousarray(gz.transpose((1, 0, 2, 3))).reshape((k, -1))  # (k, n*rows*cols)
-    gw = np.dot(gz_rows, im2col(x, filter_rows, filter_cols).T)
-    return gw.reshape((k, c, filter_rows, filter_cols))
-
-
-def corr2d_grad_inputs(w, gz, x_like):
-    """Gradient of :func:`corr2d` with respect to ``x``: the columns' gradients added back (col2im).
-
-    ``x_like`` is only used for its shape.
+    This is the gradient of :func:`im2col`: an input pixel that appears in
+    several patches receives the sum of their gradients.
     """
-    n, k, out_rows, out_cols = gz.shape
-    c, filter_rows, filter_cols = w.shape[1], w.shape[2], w.shape[3]
-    w_rows = np.ascontiguousarray(w).reshape((k, c * filter_rows * filter_cols))
-    gz_rows = np.ascontiguousarray(gz.transpose((1, 0, 2, 3))).reshape((k, n * out_rows * out_cols))
-    gcols = np.dot(w_rows.T, gz_rows).reshape((c, filter_rows, filter_cols, n, out_rows, out_cols))
-    gx = np.zeros(x_like.shape, dtype=gz.dtype)
+    n, c, rows, cols_ = x_shape
+    out_rows, out_cols = rows - filter_rows + 1, cols_ - filter_cols + 1
+    patches = cols.reshape((c, filter_rows, filter_cols, n, out_rows, out_cols))
+    x = np.zeros((n, c, rows, cols_), dtype=cols.dtype)
     for ci in range(c):
         for a in range(filter_rows):
             for b in range(filter_cols):
-                gx[:, ci, a : a + out_rows, b : b + out_cols] += gcols[ci, a, b]
-    return gx
+                x[:, ci, a : a + out_rows, b : b + out_cols] += patches[ci, a, b]
+    return x
 
 
 def pool_max(x, pool_rows, pool_cols):
@@ -125,13 +102,12 @@ def pool_max(x, pool_rows, pool_cols):
     return out
 
 
-def pool_max_grad(x, out, gz):
+def pool_max_grad(x, out, gz, pool_rows, pool_cols):
     """Gradient of :func:`pool_max`: each window's ``gz`` goes where ``x`` equals the maximum.
 
     Every position that ties for a window's maximum receives it, as in Theano.
     """
     n, c, out_rows, out_cols = out.shape
-    pool_rows, pool_cols = x.shape[2] // out_rows, x.shape[3] // out_cols
     gx = np.zeros(x.shape, dtype=gz.dtype)
     for i in range(n):
         for k in range(c):
@@ -149,13 +125,12 @@ def pool_max_grad(x, out, gz):
 _compiled = {}
 
 
-def _numba(fn, **rebind):
-    """``fn`` compiled by Numba (once, cached on disk), with global names rebound to compiled versions."""
+def _numba(fn):
+    """``fn`` compiled by Numba, once (and cached on disk for the next process)."""
     if fn.__name__ not in _compiled:
         import numba
 
-        code = fn if not rebind else types.FunctionType(fn.__code__, dict(globals(), **rebind), fn.__name__)
-        _compiled[fn.__name__] = numba.njit(cache=True)(code)
+        _compiled[fn.__name__] = numba.njit(cache=True)(fn)
     return _compiled[fn.__name__]
 
 
@@ -176,80 +151,64 @@ def _valid(size, filter_size):
     return None if size is None or filter_size is None else size - filter_size + 1
 
 
-class Corr2d(Op):
-    """:func:`corr2d` as a PyTensor operation; its gradient is the two operations below."""
+class Im2Col(Op):
+    """:func:`im2col` as a PyTensor operation, for filters of ``filter_rows x filter_cols``."""
 
-    __props__ = ()
+    __props__ = ("filter_rows", "filter_cols")
 
-    def make_node(self, x, w):
-        x, w = _as_4d(x, "The input"), _as_4d(w, "The filters")
-        (n, _, rows, cols), (k, _, fr, fc) = x.type.shape, w.type.shape
-        out = pt.tensor(dtype=upcast(x.dtype, w.dtype), shape=(n, k, _valid(rows, fr), _valid(cols, fc)))
-        return Apply(self, [x, w], [out])
+    def __init__(self, filter_rows: int, filter_cols: int):
+        self.filter_rows, self.filter_cols = int(filter_rows), int(filter_cols)
+
+    def make_node(self, x):
+        x = _as_4d(x, "The input")
+        n, c, rows, cols = x.type.shape
+        out_rows, out_cols = _valid(rows, self.filter_rows), _valid(cols, self.filter_cols)
+        known = None not in (n, out_rows, out_cols)
+        shape = (
+            None if c is None else c * self.filter_rows * self.filter_cols,
+            n * out_rows * out_cols if known else None,
+        )
+        return Apply(self, [x], [pt.tensor(dtype=x.dtype, shape=shape)])
 
     def perform(self, node, inputs, outputs):
-        outputs[0][0] = corr2d(*inputs).astype(node.outputs[0].dtype, copy=False)
+        outputs[0][0] = im2col(inputs[0], self.filter_rows, self.filter_cols)
 
     def infer_shape(self, fgraph, node, shapes):
-        (n, _, rows, cols), (k, _, fr, fc) = shapes
-        return [(n, k, rows - fr + 1, cols - fc + 1)]
+        n, c, rows, cols = shapes[0]
+        out_rows, out_cols = rows - self.filter_rows + 1, cols - self.filter_cols + 1
+        return [(c * self.filter_rows * self.filter_cols, n * out_rows * out_cols)]
 
     def pullback(self, inputs, outputs, output_grads):
-        x, w = inputs
-        (gz,) = output_grads
-        return [Corr2dGradInputs()(w, gz, x), Corr2dGradWeights()(x, gz)]
+        return [Col2Im(self.filter_rows, self.filter_cols)(output_grads[0], inputs[0])]
 
 
-class Corr2dGradWeights(Op):
-    """:func:`corr2d_grad_weights`: ``dw`` from the input ``x`` and the output gradient ``gz``."""
+class Col2Im(Op):
+    """:func:`col2im`, the gradient of :class:`Im2Col`; its second input, ``x``, gives the shape."""
 
-    __props__ = ()
+    __props__ = ("filter_rows", "filter_cols")
 
-    def make_node(self, x, gz):
-        x, gz = _as_4d(x, "x"), _as_4d(gz, "gz")
-        (_, c, rows, cols), (_, k, out_rows, out_cols) = x.type.shape, gz.type.shape
-        shape = (k, c, _valid(rows, out_rows), _valid(cols, out_cols))
-        return Apply(self, [x, gz], [pt.tensor(dtype=upcast(x.dtype, gz.dtype), shape=shape)])
+    def __init__(self, filter_rows: int, filter_cols: int):
+        self.filter_rows, self.filter_cols = int(filter_rows), int(filter_cols)
 
-    def perform(self, node, inputs, outputs):
-        outputs[0][0] = corr2d_grad_weights(*inputs).astype(node.outputs[0].dtype, copy=False)
-
-    def infer_shape(self, fgraph, node, shapes):
-        (_, c, rows, cols), (_, k, out_rows, out_cols) = shapes
-        return [(k, c, rows - out_rows + 1, cols - out_cols + 1)]
-
-    def pullback(self, inputs, outputs, output_grads):
-        # dw is linear in x and in gz: its gradients are the other two operations.
-        x, gz = inputs
-        (g_w,) = output_grads
-        return [Corr2dGradInputs()(g_w, gz, x), Corr2d()(x, g_w)]
-
-
-class Corr2dGradInputs(Op):
-    """:func:`corr2d_grad_inputs`: ``dx`` from the filters ``w`` and the output gradient ``gz``.
-
-    The third input, ``x``, is there for its shape only.
-    """
-
-    __props__ = ()
-
-    def make_node(self, w, gz, x):
-        w, gz, x = _as_4d(w, "w"), _as_4d(gz, "gz"), _as_4d(x, "x")
-        return Apply(self, [w, gz, x], [pt.tensor(dtype=upcast(w.dtype, gz.dtype), shape=x.type.shape)])
+    def make_node(self, cols, x):
+        cols, x = pt.as_tensor_variable(cols), _as_4d(x, "x")
+        if cols.ndim != 2:
+            raise ValueError(f"Col2Im takes a matrix of columns; got a {cols.ndim}-d variable.")
+        return Apply(self, [cols, x], [pt.tensor(dtype=cols.dtype, shape=x.type.shape)])
 
     def perform(self, node, inputs, outputs):
-        outputs[0][0] = corr2d_grad_inputs(*inputs).astype(node.outputs[0].dtype, copy=False)
+        cols, x = inputs
+        outputs[0][0] = col2im(cols, x.shape, self.filter_rows, self.filter_cols)
 
     def infer_shape(self, fgraph, node, shapes):
-        return [shapes[2]]
+        return [shapes[1]]
 
     def connection_pattern(self, node):
-        return [[True], [True], [False]]
+        return [[True], [False]]
 
     def pullback(self, inputs, outputs, output_grads):
-        w, gz, _ = inputs
-        (g_x,) = output_grads
-        return [Corr2dGradWeights()(g_x, gz), Corr2d()(g_x, w), disconnected_type()]
+        # col2im is linear and the transpose of im2col: its gradient is im2col.
+        return [Im2Col(self.filter_rows, self.filter_cols)(output_grads[0]), disconnected_type()]
 
 
 class MaxPool2d(Op):
@@ -279,20 +238,23 @@ class MaxPool2d(Op):
         return [(n, c, rows // self.pool_rows, cols // self.pool_cols)]
 
     def pullback(self, inputs, outputs, output_grads):
-        return [MaxPool2dGrad()(inputs[0], outputs[0], output_grads[0])]
+        return [MaxPool2dGrad(self.pool_rows, self.pool_cols)(inputs[0], outputs[0], output_grads[0])]
 
 
 class MaxPool2dGrad(Op):
     """:func:`pool_max_grad`: ``dx`` of :class:`MaxPool2d` from ``x``, its output and the output gradient."""
 
-    __props__ = ()
+    __props__ = ("pool_rows", "pool_cols")
+
+    def __init__(self, pool_rows: int, pool_cols: int):
+        self.pool_rows, self.pool_cols = int(pool_rows), int(pool_cols)
 
     def make_node(self, x, out, gz):
         x, out, gz = _as_4d(x, "x"), _as_4d(out, "out"), _as_4d(gz, "gz")
         return Apply(self, [x, out, gz], [pt.tensor(dtype=gz.dtype, shape=x.type.shape)])
 
     def perform(self, node, inputs, outputs):
-        outputs[0][0] = _numba(pool_max_grad)(*inputs)
+        outputs[0][0] = _numba(pool_max_grad)(*inputs, self.pool_rows, self.pool_cols)
 
     def infer_shape(self, fgraph, node, shapes):
         return [shapes[0]]
@@ -335,9 +297,36 @@ def conv2d(input, filters, *, filter_flip: bool = True, input_shape=None, filter
         size, filter_size = input.type.shape[axis], filters.type.shape[axis]
         if size is not None and filter_size is not None and filter_size > size:
             raise ValueError(f"The filters have {filter_size} {name}, more than the input's {size}.")
+    n_filters, channels, filter_rows, filter_cols = filters.type.shape
+    if filter_rows is None or filter_cols is None:
+        raise ValueError(
+            "The filters' rows and columns must be known when the graph is built: give a filter "
+            "variable with a static shape, or filter_shape=(n_filters, channels, rows, columns)."
+        )
     if filter_flip:
         filters = filters[:, :, ::-1, ::-1]
-    return Corr2d()(input, filters)
+    # Sizes as numbers when they are known, so that the reshapes below have
+    # constant shapes (JAX compiles only those); symbolic otherwise.
+    rows, cols = (
+        s if s is not None else input.shape[i]
+        for i, s in ((2, input.type.shape[2]), (3, input.type.shape[3]))
+    )
+    k = n_filters if n_filters is not None else filters.shape[0]
+    out_rows, out_cols = rows - filter_rows + 1, cols - filter_cols + 1
+    # One row per filter, one column per (image, position): a single matrix product.
+    filter_matrix = filters.reshape((k, -1))
+    out = pt.dot(filter_matrix, Im2Col(filter_rows, filter_cols)(input))
+    out = out.reshape((k, -1, out_rows, out_cols)).dimshuffle(1, 0, 2, 3)
+    # The static shape, for the layers after (JAX needs it; the others check it).
+    return pt.specify_shape(
+        out,
+        (
+            input.type.shape[0],
+            n_filters,
+            _valid(input.type.shape[2], filter_rows),
+            _valid(input.type.shape[3], filter_cols),
+        ),
+    )
 
 
 def max_pool_2d(input, ws=(2, 2), *, ignore_border: bool = True):
@@ -390,7 +379,7 @@ def _register_numba():
             warnings.filterwarnings("ignore", message="Numba will use object mode")
             return generate_fallback_impl(op, node, **kwargs)
 
-    for op_type in (Corr2d, Corr2dGradWeights, Corr2dGradInputs, MaxPool2d, MaxPool2dGrad):
+    for op_type in (Im2Col, Col2Im, MaxPool2d, MaxPool2dGrad):
         numba_funcify.register(op_type)(through_python)
 
 
@@ -399,42 +388,39 @@ def _register_jax():
     import jax.numpy as jnp
     from pytensor.link.jax.dispatch import jax_funcify
 
-    numbers = ("NCHW", "OIHW", "NCHW")
+    def patches(x, filter_rows, filter_cols):
+        # (n, c * rows * cols, out_rows, out_cols), features ordered (c, a, b) as im2col's rows
+        p = jax.lax.conv_general_dilated_patches(x, (filter_rows, filter_cols), (1, 1), "VALID")
+        return p.transpose((1, 0, 2, 3)).reshape((p.shape[1], -1))
 
-    def corr(x, w):
-        return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=numbers)
+    @jax_funcify.register(Im2Col)
+    def _im2col(op, **kwargs):
+        return lambda x: patches(x, op.filter_rows, op.filter_cols)
 
-    def grad_weights(x, gz):
-        shape = (gz.shape[1], x.shape[1], x.shape[2] - gz.shape[2] + 1, x.shape[3] - gz.shape[3] + 1)
-        return jax.vjp(lambda w: corr(x, w), jnp.zeros(shape, gz.dtype))[1](gz)[0]
+    @jax_funcify.register(Col2Im)
+    def _col2im(op, **kwargs):
+        def col2im_jax(cols, x):
+            return jax.vjp(lambda x_: patches(x_, op.filter_rows, op.filter_cols), x)[1](cols)[0]
 
-    def grad_inputs(w, gz, x):
-        return jax.vjp(lambda x_: corr(x_, w), x)[1](gz)[0]
+        return col2im_jax
 
-    def windows(x, out_shape):
-        n, c, out_rows, out_cols = out_shape
-        rows, cols = x.shape[2] // out_rows, x.shape[3] // out_cols
-        x = x[:, :, : out_rows * rows, : out_cols * cols]
+    def windows(x, rows, cols):
+        n, c, out_rows, out_cols = x.shape[0], x.shape[1], x.shape[2] // rows, x.shape[3] // cols
+        x = x[:, :, : out_rows * rows, : out_cols * cols]  # drop a partial last window
         return x.reshape((n, c, out_rows, rows, out_cols, cols))
 
-    def pool_grad(x, out, gz):
+    def pool_grad(x, out, gz, rows, cols):
         # Every position that ties for the maximum gets the gradient, as pool_max_grad.
-        hit = windows(x, out.shape) == out[:, :, :, None, :, None]
+        hit = windows(x, rows, cols) == out[:, :, :, None, :, None]
         gx = jnp.where(hit, gz[:, :, :, None, :, None], 0)
         gx = gx.reshape((out.shape[0], out.shape[1], gx.shape[2] * gx.shape[3], gx.shape[4] * gx.shape[5]))
         border = ((0, 0), (0, 0), (0, x.shape[2] - gx.shape[2]), (0, x.shape[3] - gx.shape[3]))
         return jnp.pad(gx, border)
 
-    jax_funcify.register(Corr2d)(lambda op, **kwargs: corr)
-    jax_funcify.register(Corr2dGradWeights)(lambda op, **kwargs: grad_weights)
-    jax_funcify.register(Corr2dGradInputs)(lambda op, **kwargs: grad_inputs)
-    jax_funcify.register(MaxPool2dGrad)(lambda op, **kwargs: pool_grad)
+    @jax_funcify.register(MaxPool2dGrad)
+    def _max_pool_grad(op, **kwargs):
+        return lambda x, out, gz: pool_grad(x, out, gz, op.pool_rows, op.pool_cols)
 
     @jax_funcify.register(MaxPool2d)
     def _max_pool(op, **kwargs):
-        def max_pool(x):
-            n, c = x.shape[:2]
-            out_shape = (n, c, x.shape[2] // op.pool_rows, x.shape[3] // op.pool_cols)
-            return windows(x, out_shape).max(axis=(3, 5))
-
-        return max_pool
+        return lambda x: windows(x, op.pool_rows, op.pool_cols).max(axis=(3, 5))

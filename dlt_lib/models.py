@@ -424,7 +424,7 @@ class LeNet(_Classifier):
             )
         self.input = _make_input(input, self.n_in)
         rng = np.random.RandomState(self.seed)  # the tutorials' generator
-        images = self.input.reshape((self.input.shape[0], 1, rows, cols))
+        images = self.input.reshape((-1, 1, rows, cols))  # constant shape: JAX needs it
         batch = self.input.type.shape[0]
         window = (poolsize, poolsize)
         self.conv_pool1 = LeNetConvPoolLayer(
