@@ -283,10 +283,7 @@ def conv2d(input, filters, *, filter_flip: bool = True, input_shape=None, filter
     ``(batch, n_filters, rows - filter_rows + 1, columns - filter_columns + 1)``
     """
     input, filters = _as_4d(input, "The input"), _as_4d(filters, "The filters")
-    if input_shape is not None:
-        input = pt.specify_shape(input, tuple(input_shape))
-    if filter_shape is not None:
-        filters = pt.specify_shape(filters, tuple(filter_shape))
+    input, filters = _with_shape(input, input_shape), _with_shape(filters, filter_shape)
     c_in, c_filters = input.type.shape[1], filters.type.shape[1]
     if c_in is not None and c_filters is not None and c_in != c_filters:
         raise ValueError(
@@ -316,17 +313,26 @@ def conv2d(input, filters, *, filter_flip: bool = True, input_shape=None, filter
     # One row per filter, one column per (image, position): a single matrix product.
     filter_matrix = filters.reshape((k, -1))
     out = pt.dot(filter_matrix, Im2Col(filter_rows, filter_cols)(input))
-    out = out.reshape((k, -1, out_rows, out_cols)).dimshuffle(1, 0, 2, 3)
-    # The static shape, for the layers after (JAX needs it; the others check it).
-    return pt.specify_shape(
-        out,
-        (
-            input.type.shape[0],
-            n_filters,
-            _valid(input.type.shape[2], filter_rows),
-            _valid(input.type.shape[3], filter_cols),
-        ),
-    )
+    return out.reshape((k, -1, out_rows, out_cols)).dimshuffle(1, 0, 2, 3)
+
+
+def _with_shape(x, shape):
+    """``x`` with the sizes in ``shape`` (None: unknown) as its static shape.
+
+    No new operation when ``x`` already has them: each kind of operation in a
+    graph is one more module for mode C to compile.
+    """
+    if shape is None:
+        return x
+    shape = tuple(None if s is None else int(s) for s in shape)
+    if len(shape) != x.ndim:
+        raise ValueError(f"The shape {shape} has {len(shape)} entries; the variable has {x.ndim} dimensions.")
+    for known, given in zip(x.type.shape, shape):
+        if known is not None and given is not None and known != given:
+            raise ValueError(f"The variable has shape {x.type.shape}; the shape given is {shape}.")
+    if all(given is None or known == given for known, given in zip(x.type.shape, shape)):
+        return x
+    return pt.specify_shape(x, shape)
 
 
 def max_pool_2d(input, ws=(2, 2), *, ignore_border: bool = True):
