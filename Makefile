@@ -1,6 +1,8 @@
 # The two commands of the README:
 #   make book   executes every notebook and builds the HTML book in _build/html
 #   make test   ruff + the library's tests + every notebook in book/ through nbval
+#   make check  the fast loop: ruff (lint and format) and the unit tests; no apt,
+#               no book build, no browser
 #
 # Both create .venv (python3 -m venv) and install requirements.txt and this
 # package into it the first time, and again whenever requirements.txt or
@@ -37,11 +39,12 @@ BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: help book test lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
+.PHONY: help book test check lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
 
 help:
 	@echo "make book    build the executed HTML book into _build/html (open _build/html/index.html)"
 	@echo "make test    ruff, the book build, pytest tests/ (unit + browser), and nbval over every notebook in book/"
+	@echo "make check   the fast loop: ruff (lint + format) and the unit tests, without the book, browser or JAX tests"
 	@echo "make system-deps   install the Debian packages (root only; else prints what to install)"
 	@echo "make clean   remove _build and the fetched web assets"
 
@@ -104,15 +107,25 @@ book: book-system-deps $(STAMP) web-assets
 
 # --- Tests -------------------------------------------------------------------
 
+# Lint and formatting (the rules and what the format check covers: pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# The fast loop for a library change: lint, then the unit tests without the
+# slow markers (pyproject.toml lists them).  No Debian packages, no book build,
+# no browser; a few minutes on 2 cores once ~/.pytensor holds the compiled graphs.
+CHECK_MARKERS := not browser and not notebooks and not jax and not book
+check: $(STAMP)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest tests -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
 
 # ruff, then the book build (the browser tests read _build/html), then one
 # pytest run over tests/ (unit and browser tests) and the notebooks (nbval),
 # so one summary line counts everything; pytest's exit code 5 (nothing
 # collected) fails the target too.
 test: test-system-deps $(STAMP)
-	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory book
 	$(BIN)/python -m pytest tests book $(NBVAL_ARGS) $(PYTEST_ARGS)
 

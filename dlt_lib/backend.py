@@ -5,10 +5,12 @@ Theano compiled every graph to C. Its successor PyTensor has several
 
 =========  ==============================================================
 ``"C"``    PyTensor's ``CVM`` mode: each operation is C code, linked
-           against a BLAS for the matrix products.  (PyTensor's own mode
-           called ``"C"`` compiles the *whole* graph as one C program and
-           fails on our graphs, so we always use ``CVM`` under this name.)
-           Three measured speed-ups are added: see :func:`get_mode`.
+           against a BLAS for the matrix products, run by a small C
+           virtual machine.  (PyTensor's own mode called ``"C"`` compiles
+           the *whole* graph into one C module instead; it compiles our
+           graphs too, but each new graph is then a new module to build,
+           where ``CVM`` reuses the cached code of every operation it has
+           seen.)  Three measured speed-ups are added: see :func:`get_mode`.
 ``"NUMBA"`` every operation compiled by Numba (LLVM).  PyTensor's default.
 ``"JAX"``  the graph is handed to JAX/XLA.  The GPU path (e.g. on Colab).
 =========  ==============================================================
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from dlt_lib.validation import check_option
 
 MODES = ("C", "NUMBA", "JAX")
 DEFAULT_MODE = "C"
@@ -46,6 +50,7 @@ def find_blas_ldflags() -> str:
     PyTensor's C back end calls a BLAS (``sgemm``) for matrix products.  A
     plain ``pip install`` leaves it without one and it falls back to a NumPy
     C-API loop that is 2-4x slower, so we look for ``libopenblas`` ourselves.
+    See ``book/backends.ipynb``.
     """
     for directory in _BLAS_CANDIDATES:
         if (Path(directory) / "libopenblas.so").exists():
@@ -93,15 +98,16 @@ _current_mode = None
 
 
 def normalise_mode(name: str) -> str:
-    """'c', 'cvm', 'Numba', ... -> 'C', 'NUMBA', 'JAX'; a clear error for anything else."""
+    """'c', 'cvm', 'Numba', ... -> 'C', 'NUMBA', 'JAX'; a clear error for anything else.
+
+    Taught in ``book/backends.ipynb``.
+    """
     key = str(name).strip().upper()
     if key == "CVM":
         key = "C"
-    if key not in MODES:
-        raise ValueError(
-            f"Unknown PyTensor mode {name!r}. Expected one of {', '.join(MODES)} "
-            "(set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable)."
-        )
+    if key not in MODES:  # the message names the value as it was given
+        hint = "Set it with dlt_lib.backend.set_mode(...) or the DLT_MODE environment variable."
+        check_option(name, "the PyTensor mode", MODES, hint=hint)
     return key
 
 
@@ -110,6 +116,7 @@ def set_mode(name: str) -> str:
 
     Returns the normalised name.  JAX mode needs ``jax`` installed; we check
     that here so the error comes now, not halfway through compiling.
+    Taught in ``book/backends.ipynb``.
     """
     global _current_mode
     key = normalise_mode(name)
@@ -126,7 +133,7 @@ def set_mode(name: str) -> str:
 
 
 def mode_name() -> str:
-    """The name of the mode in force ("C", "NUMBA" or "JAX")."""
+    """The name of the mode in force ("C", "NUMBA" or "JAX").  Taught in ``book/backends.ipynb``."""
     if _current_mode is None:
         set_mode(os.environ.get("DLT_MODE", DEFAULT_MODE))
     return _current_mode
@@ -181,6 +188,7 @@ def get_mode(name: str | None = None) -> Mode:
     (:func:`tanh_via_sigmoid`), and the rewrite that stabilises
     ``log(sum(exp(x)))`` is off, because our log-softmax is already stable.
     Numba and JAX are PyTensor's own modes.
+    Taught in ``book/backends.ipynb``.
     """
     global _c_mode
     key = normalise_mode(name) if name is not None else mode_name()
@@ -211,18 +219,24 @@ def place_on_device(shared_variables, name: str | None = None) -> None:
     *every* call of a JAX-mode function: the whole training set copied (to the
     GPU, on a GPU) for each minibatch.  This is the seed's advice about shared
     variables on a GPU, made explicit.  In the C and Numba modes it does nothing.
+    The JAX array is always a copy: on a CPU, ``jax.device_put`` may use a
+    (64-byte aligned) NumPy array in place, and a buffer refilled later (the
+    trainer's chunks) would then change under it.
+    Taught in ``book/backends.ipynb``.
     """
     key = normalise_mode(name) if name is not None else mode_name()
     if key != "JAX":
         return
-    import jax
+    import jax.numpy as jnp
 
     for var in shared_variables:
-        var.container.storage[0] = jax.device_put(var.get_value(borrow=True))
+        var.container.storage[0] = jnp.array(var.get_value(borrow=True), copy=True)
 
 
 @dataclass(frozen=True)
 class BackendInfo:
+    """What :func:`describe` returns: mode, device, float type and BLAS.  Taught in ``book/backends.ipynb``."""
+
     mode: str
     device: str
     floatX: str
@@ -233,7 +247,10 @@ class BackendInfo:
 
 
 def describe(name: str | None = None) -> BackendInfo:
-    """Which mode, device, float type and BLAS a compiled function will use."""
+    """Which mode, device, float type and BLAS a compiled function will use.
+
+    Taught in ``book/backends.ipynb``.
+    """
     key = normalise_mode(name) if name is not None else mode_name()
     device = "cpu"
     if key == "JAX":

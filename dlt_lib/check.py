@@ -110,9 +110,12 @@ def zero_one_loss(fn, seed: int = 0, strict: bool = False) -> CheckResult:
     """Check ``fn(p_y_given_x, y)`` returns the *number* of misclassified rows."""
     rng = np.random.default_rng(seed)
     return _run(
-        "zero_one_loss", fn, _probability_cases(rng),
+        "zero_one_loss",
+        fn,
+        _probability_cases(rng),
         lambda p, y: np.sum(np.argmax(p, axis=1) != y),
-        (pt.matrix, pt.ivector), strict=strict,
+        (pt.matrix, pt.ivector),
+        strict=strict,
     )
 
 
@@ -120,27 +123,43 @@ def negative_log_likelihood(fn, seed: int = 0, strict: bool = False) -> CheckRes
     """Check ``fn(p_y_given_x, y)`` returns the *mean* negative log-likelihood of the labels."""
     rng = np.random.default_rng(seed)
     return _run(
-        "negative_log_likelihood", fn, _probability_cases(rng),
+        "negative_log_likelihood",
+        fn,
+        _probability_cases(rng),
         lambda p, y: -np.mean(np.log(p[np.arange(len(y)), y])),
-        (pt.matrix, pt.ivector), rtol=1e-4, strict=strict,
+        (pt.matrix, pt.ivector),
+        rtol=1e-4,
+        strict=strict,
     )
 
 
 def _weight_cases(rng, n_cases=5):
-    return [(rng.normal(size=(int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(pytensor.config.floatX),)
-            for _ in range(n_cases)]
+    return [
+        (rng.normal(size=(int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(pytensor.config.floatX),)
+        for _ in range(n_cases)
+    ]
 
 
 def l1_penalty(fn, seed: int = 0, strict: bool = False) -> CheckResult:
     """Check ``fn(W)`` returns ``sum |W|``."""
     rng = np.random.default_rng(seed)
-    return _run("l1_penalty", fn, _weight_cases(rng), lambda W: np.abs(W).sum(), (pt.matrix,), rtol=1e-4, strict=strict)
+    return _run(
+        "l1_penalty",
+        fn,
+        _weight_cases(rng),
+        lambda W: np.abs(W).sum(),
+        (pt.matrix,),
+        rtol=1e-4,
+        strict=strict,
+    )
 
 
 def l2_penalty(fn, seed: int = 0, strict: bool = False) -> CheckResult:
     """Check ``fn(W)`` returns the *squared* L2 norm ``sum W**2``."""
     rng = np.random.default_rng(seed)
-    return _run("l2_penalty", fn, _weight_cases(rng), lambda W: (W**2).sum(), (pt.matrix,), rtol=1e-4, strict=strict)
+    return _run(
+        "l2_penalty", fn, _weight_cases(rng), lambda W: (W**2).sum(), (pt.matrix,), rtol=1e-4, strict=strict
+    )
 
 
 def validation_frequency(fn, strict: bool = False) -> CheckResult:
@@ -168,11 +187,16 @@ def sgd_step(fn, seed: int = 0, strict: bool = False) -> CheckResult:
     """Check ``fn(param, grad, learning_rate)`` returns the new value ``param - learning_rate * grad``."""
     rng = np.random.default_rng(seed)
     cases = [
-        (rng.normal(size=4).astype(pytensor.config.floatX), rng.normal(size=4).astype(pytensor.config.floatX),
-         np.asarray(lr, dtype=pytensor.config.floatX))
+        (
+            rng.normal(size=4).astype(pytensor.config.floatX),
+            rng.normal(size=4).astype(pytensor.config.floatX),
+            np.asarray(lr, dtype=pytensor.config.floatX),
+        )
         for lr in (0.1, 0.01, 1.0, 0.5)
     ]
-    return _run("sgd_step", fn, cases, lambda p, g, lr: p - lr * g, (pt.vector, pt.vector, pt.scalar), strict=strict)
+    return _run(
+        "sgd_step", fn, cases, lambda p, g, lr: p - lr * g, (pt.vector, pt.vector, pt.scalar), strict=strict
+    )
 
 
 # ============================================================================

@@ -10,63 +10,63 @@ So a checkpoint here is:
 - an ``.npz`` file (NumPy's zip of plain arrays), one array per parameter,
   read back with ``allow_pickle=False`` so it can hold nothing but numbers;
 - a small JSON document of metadata stored inside it (model class and
-  hyper-parameters, shapes, training settings and results, data source,
-  library versions), also written next to it as ``<name>.json`` for people.
+  hyper-parameters, shapes, library versions, and under ``"metadata"``
+  whatever the caller adds: data set, settings, results), also written next
+  to it as ``<name>.json`` for people.
 
-Files are written to a temporary name in the same directory and renamed at
-the end: a crash mid-write leaves the previous checkpoint intact, never half a file.
+Files are written atomically (:mod:`dlt_lib.files`): a crash mid-write
+leaves the previous checkpoint intact, never half a file.  This module knows
+nothing of training; :mod:`dlt_lib.training` keeps the state of an
+interrupted run with :func:`write_arrays`.
+
+Taught in ``book/saving_and_plotting.ipynb``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 import dlt_lib
+from dlt_lib.files import atomic_file, write_atomically
 
 _META_KEY = "__metadata__"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, damaged, unsafe or does not fit the model."""
+    """A checkpoint file is missing, damaged, unsafe or does not fit the model.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; give it the usual
-        # permissions (0666 less the umask) so a shared checkpoint can be read by others.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def npz_path(path) -> Path:
+    """``path`` with the ``.npz`` suffix added when it has none (as ``numpy.savez`` would).
 
-
-def _npz_path(path) -> Path:
+    See ``book/saving_and_plotting.ipynb``.
+    """
     path = Path(path)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def _write_npz(path: Path, arrays: dict, metadata: dict) -> None:
+def write_arrays(path, arrays: dict, metadata: dict) -> Path:
+    """Write ``arrays`` (name -> array) and the JSON-able ``metadata`` to one ``.npz`` file, atomically.
+
+    The building block of :func:`save`; :mod:`dlt_lib.training` keeps the
+    state of an interrupted run the same way.  Read back with :func:`read_arrays`.
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    path = npz_path(path)
     payload = dict(arrays)
+    metadata = {**metadata, "versions": _versions()}
     payload[_META_KEY] = np.array(json.dumps(metadata, sort_keys=True))  # a unicode array: no pickle needed
-    _atomic_write(path, lambda handle: np.savez(handle, **payload))
+    with atomic_file(path) as handle:
+        np.savez(handle, **payload)
+    return path
 
 
 def _versions() -> dict:
@@ -76,49 +76,51 @@ def _versions() -> dict:
 
 
 def model_metadata(model) -> dict:
+    """Class, hyper-parameters and parameter shapes of ``model``: what rebuilds it and checks a file fits it.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     return {
         "model_class": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
         "parameters": {
-            p.name: {"shape": list(p.get_value(borrow=True).shape), "dtype": str(p.get_value(borrow=True).dtype)}
+            p.name: {
+                "shape": list(p.get_value(borrow=True).shape),
+                "dtype": str(p.get_value(borrow=True).dtype),
+            }
             for p in model.params
         },
     }
 
 
-def save(path, model, *, history=None, params: dict | None = None, extra: dict | None = None) -> Path:
+def save(path, model, *, params: dict | None = None, metadata: dict | None = None) -> Path:
     """Save ``model``'s parameters (or ``params``, a dict name -> array) to ``path`` (.npz).
 
-    ``history`` (a :class:`dlt_lib.training.History`) adds the run's results to the metadata.
-    Returns the path written.
+    ``metadata`` (JSON-able: data set, settings, results) is stored under
+    its own key, ``"metadata"``, so it cannot overwrite what the file says of
+    itself (format, model class, shapes).  Also writes ``<name>.json``, the
+    same metadata for people.  Returns the path written.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
-    path = _npz_path(path)
+    path = npz_path(path)
     values = model.get_param_values() if params is None else params
     meta = {
-        "format": "dlt_lib checkpoint 1",
+        "format": "dlt_lib checkpoint 2",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(),
         **model_metadata(model),
+        "metadata": dict(metadata or {}),
     }
-    if history is not None:
-        best = history.best
-        meta["training"] = {
-            "mode": history.mode,
-            "data_source": history.data_source,
-            "best_valid_error": None if best is None else best.valid_error,
-            "test_error": None if best is None else best.test_error,
-            "best_iteration": None if best is None else best.iteration,
-            "iterations_done": history.stopped_at + 1,
-        }
-    if extra:
-        meta.update(extra)
-    _write_npz(path, values, meta)
-    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda handle: handle.write(text.encode()))
+    write_arrays(path, values, meta)
+    text = json.dumps({**meta, "versions": _versions()}, indent=2, sort_keys=True) + "\n"
+    write_atomically(path.with_suffix(".json"), text.encode())
     return path
 
 
-def _read(path) -> tuple[dict, dict]:
+def read_arrays(path) -> tuple[dict, dict]:
+    """``(arrays, metadata)`` from a file written by :func:`write_arrays`, refusing anything unsafe or damaged.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}. Check the path, or train a model first.")
@@ -156,8 +158,11 @@ def _read(path) -> tuple[dict, dict]:
 
 
 def read_metadata(path) -> dict:
-    """The metadata stored in a checkpoint, without building a model."""
-    return _read(_npz_path(path))[1]
+    """The metadata stored in a checkpoint, without building a model.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
+    return read_arrays(npz_path(path))[1]
 
 
 def load_into(model, path) -> dict:
@@ -165,11 +170,14 @@ def load_into(model, path) -> dict:
 
     Names, shapes and dtypes are checked against the model first, so a
     mismatch raises :class:`CheckpointError` and leaves the model unchanged.
+    See ``book/saving_and_plotting.ipynb``.
     """
-    arrays, meta = _read(_npz_path(path))
+    arrays, meta = read_arrays(npz_path(path))
     saved_class = meta.get("model_class")
     if saved_class != type(model).__name__:
-        raise CheckpointError(f"{path} holds a {saved_class}; it cannot be loaded into a {type(model).__name__}.")
+        raise CheckpointError(
+            f"{path} holds a {saved_class}; it cannot be loaded into a {type(model).__name__}."
+        )
     try:
         model.set_param_values(arrays)
     except ValueError as exc:
@@ -178,7 +186,10 @@ def load_into(model, path) -> dict:
 
 
 def load(path):
-    """Build the model a checkpoint describes and load its parameters into it."""
+    """Build the model a checkpoint describes and load its parameters into it.
+
+    Taught in ``book/saving_and_plotting.ipynb``.
+    """
     from dlt_lib import models
 
     meta = read_metadata(path)
@@ -188,72 +199,3 @@ def load(path):
     model = cls(**meta["hyperparameters"])
     load_into(model, path)
     return model
-
-
-# ----------------------------------------------------------------------------
-# Resuming an interrupted run
-# ----------------------------------------------------------------------------
-def training_state_path(path) -> Path:
-    path = _npz_path(path)
-    return path.with_name(path.stem + ".last.npz")
-
-
-def save_training_state(path, model, state_vars, stopper, history, iteration, best_params) -> Path:
-    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history."""
-    target = training_state_path(path)
-    arrays = {f"param:{k}": v for k, v in model.get_param_values().items()}
-    arrays.update({f"best:{k}": v for k, v in best_params.items()})
-    arrays.update({f"state:{i}": var.get_value(borrow=False) for i, var in enumerate(state_vars)})
-    hist = history.to_dict()
-    meta = {
-        "format": "dlt_lib training state 1",
-        "versions": _versions(),
-        **model_metadata(model),
-        "next_iteration": int(iteration),
-        "stopper": {k: v for k, v in asdict(stopper).items()},
-        "history": hist,
-    }
-    _write_npz(target, arrays, meta)
-    return target
-
-
-def restore_training_state(path, model, state_vars, stopper, history):
-    """Load a state saved by :func:`save_training_state`; return ``(next_iteration, best_params)``."""
-    from dlt_lib.training import ValidationRecord
-
-    source = Path(path)
-    if not source.name.endswith(".last.npz"):
-        source = training_state_path(path)
-    arrays, meta = _read(source)
-    if meta.get("format") != "dlt_lib training state 1":
-        raise CheckpointError(f"{source} is not a training state written by dlt_lib.")
-    if meta["model_class"] != type(model).__name__ or meta["parameters"] != model_metadata(model)["parameters"]:
-        raise CheckpointError(
-            f"{source} was saved from a {meta['model_class']} with parameters {meta['parameters']}; "
-            f"this model is a {type(model).__name__} with {model_metadata(model)['parameters']}."
-        )
-    n_state = sum(1 for k in arrays if k.startswith("state:"))
-    if n_state != len(state_vars):
-        raise CheckpointError(
-            f"{source} holds {n_state} optimizer state arrays but this optimizer has {len(state_vars)}: "
-            "resume with the same optimizer that wrote it."
-        )
-    if meta["history"]["n_train_batches"] != history.n_train_batches:
-        raise CheckpointError(
-            f"{source} was written with {meta['history']['n_train_batches']} minibatches per epoch; "
-            f"this run has {history.n_train_batches}. Resume with the same data and batch size."
-        )
-    model.set_param_values({k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("param:")})
-    for i, var in enumerate(state_vars):
-        value = arrays[f"state:{i}"]
-        if value.shape != var.get_value(borrow=True).shape:
-            raise CheckpointError(f"Optimizer state {i} in {source} has shape {value.shape}, expected {var.get_value().shape}.")
-        var.set_value(value)
-    for key, value in meta["stopper"].items():
-        setattr(stopper, key, value)
-    saved = meta["history"]
-    history.records = [ValidationRecord(**r) for r in saved["records"]]
-    history.train_costs = list(saved["train_costs"])
-    history.seconds = saved["seconds"]
-    best = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("best:")}
-    return int(meta["next_iteration"]), best

@@ -4,16 +4,24 @@ The defaults are the tutorials' published settings:
 
 - logistic regression (``logistic_sgd.py``): learning rate 0.13, batch 600, patience 5000;
 - MLP (``mlp.py``): 500 tanh units, learning rate 0.01, L1 0, L2 1e-4, batch 20, patience 10000.
+
+Errors are reported in one place each: a bad flag by the parser, on one line
+and with exit status 2 (every flag's value is checked by an argparse type
+built on :func:`dlt_lib.validation.check_scalar`); an error while running by
+:func:`main`, as ``error: <message>`` with the status in :data:`EXIT_CODES`.
+Taught in ``book/putting_it_together.ipynb``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import numbers
 import sys
 import time
 from pathlib import Path
+
+from dlt_lib.validation import InvalidParameterError, check_scalar, describe_scalar
 
 DEFAULTS = {
     "logreg": {"learning_rate": 0.13, "batch_size": 600, "l1": 0.0, "l2": 0.0, "patience": 5000},
@@ -21,36 +29,90 @@ DEFAULTS = {
 }
 DATASETS = ("mnist", "mnist-sample", "fashion-mnist")
 
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+#: Exit status by kind of error: 2 a bad flag or file (the user's to fix),
+#: 3 a training run that diverged, 1 data or a file system that failed.
+EXIT_CODES = {"usage": 2, "diverged": 3, "unavailable": 1}
 
 
-def _positive_float(text):
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, with an error on one line (``prog: error: ...``) rather than after the usage text."""
+
+    def error(self, message):
+        self.exit(EXIT_CODES["usage"], f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _non_negative_float(text):
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+def _number(kind, **bounds):
+    """An argparse type: text -> ``kind`` (int or float) within ``bounds``, as :func:`check_scalar` takes them."""
+    target = numbers.Integral if kind is int else numbers.Real
+    expected = describe_scalar(target, **bounds)
+
+    def parse(text):
+        try:
+            return check_scalar(kind(text), "value", target, **bounds)
+        except ValueError:  # int("x"), float("x"), or out of bounds (InvalidParameterError)
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+
+    return parse
+
+
+def _output_dir(text):
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    return path
+
+
+def _existing_file(text):
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no file {text!r}: give a checkpoint written by 'train'")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlt_lib import backend, updates
-
-    parser = argparse.ArgumentParser(
+    """The parser of ``python -m dlt_lib train|evaluate``.  See ``book/saving_and_plotting.ipynb``."""
+    parser = _Parser(
         prog="python -m dlt_lib",
         description="Train and evaluate the Deep Learning Tutorials' models with PyTensor.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_command(sub)
+    _add_evaluate_command(sub)
+    return parser
+
+
+_POSITIVE = {"min_val": 0, "include_boundaries": "neither"}
+#: The numeric flags of ``train``: type, default (None: the model's, from DEFAULTS) and help.
+TRAIN_NUMBERS = {
+    "--learning-rate": (_number(float, **_POSITIVE), None, "step size (0.13 logreg, 0.01 mlp)"),
+    "--batch-size": (_number(int, min_val=1), None, "minibatch size (600 logreg, 20 mlp)"),
+    "--n-epochs": (_number(int, min_val=1), 1000, "maximum number of passes over the training set"),
+    "--l1": (_number(float, min_val=0), None, "weight of the L1 penalty (0)"),
+    "--l2": (_number(float, min_val=0), None, "weight of the squared-L2 penalty (0 logreg, 1e-4 mlp)"),
+    "--n-hidden": (_number(int, min_val=1), 500, "hidden units of the MLP"),
+    "--patience": (
+        _number(int, min_val=1),
+        None,
+        "updates before stopping, at least (5000 logreg, 10000 mlp)",
+    ),
+    "--patience-increase": (
+        _number(float, min_val=1),
+        2.0,
+        "at a significant gain, wait until iteration x this",
+    ),
+    "--improvement-threshold": (
+        _number(float, min_val=0, max_val=1, include_boundaries="right"),
+        0.995,
+        "a validation error below best x this is a significant gain",
+    ),
+    "--seed": (_number(int, min_val=0, max_val=2**32 - 1), 1234, "seed of the MLP's weight initialisation"),
+    "--shuffle": (_number(int, min_val=0), None, "seed of a new order each epoch (default: the fixed order)"),
+    "--chunk-size": (_number(int, min_val=1), None, "minibatches held in memory at a time (default: all)"),
+}
+
+
+def _add_train_command(sub) -> None:
+    from dlt_lib import backend, updates
 
     tr = sub.add_parser(
         "train",
@@ -60,41 +122,35 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     tr.add_argument("model", choices=("logreg", "mlp"), help="logistic regression or a one-hidden-layer MLP")
-    tr.add_argument("--dataset", choices=DATASETS, default="mnist",
-                    help="mnist: the full 50k/10k/10k set (download, cache, or the embedded sample when offline); "
-                    "mnist-sample: the 10,000 digits shipped with dlt_lib; fashion-mnist: Zalando's Fashion-MNIST")
-    tr.add_argument("--learning-rate", type=_positive_float, default=None,
-                    help="step size (default: 0.13 for logreg, 0.01 for mlp)")
-    tr.add_argument("--batch-size", type=_positive_int, default=None, help="minibatch size (default: 600 logreg, 20 mlp)")
-    tr.add_argument("--n-epochs", type=_positive_int, default=1000, help="maximum number of passes over the training set")
-    tr.add_argument("--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule from dlt_lib.updates")
-    tr.add_argument("--l1", type=_non_negative_float, default=None, help="weight of the L1 penalty (default 0)")
-    tr.add_argument("--l2", type=_non_negative_float, default=None,
-                    help="weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)")
-    tr.add_argument("--n-hidden", type=_positive_int, default=500, help="hidden units of the MLP")
-    tr.add_argument("--patience", type=_positive_int, default=None,
-                    help="minimum number of minibatch updates before stopping (default: 5000 logreg, 10000 mlp)")
-    tr.add_argument("--patience-increase", type=float, default=2.0,
-                    help="on a significant improvement, wait until iteration x this factor")
-    tr.add_argument("--improvement-threshold", type=float, default=0.995,
-                    help="a validation error below best x this is a significant improvement")
-    tr.add_argument("--seed", type=int, default=1234, help="seed of the MLP's weight initialisation")
-    tr.add_argument("--mode", choices=backend.MODES, default=None,
-                    help="PyTensor mode (default: $DLT_MODE or C); JAX is the GPU path")
-    tr.add_argument("--output-dir", type=Path, default=Path("runs/latest"),
-                    help="where best.npz, learning_curves.png and summary.json are written")
+    tr.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist",
+        help="mnist: the full 50k/10k/10k set (download, cache, or the embedded sample when offline); "
+        "mnist-sample: the 10,000 digits shipped with dlt_lib; fashion-mnist: Zalando's Fashion-MNIST",
+    )
+    for flag, (kind, default, text) in TRAIN_NUMBERS.items():
+        tr.add_argument(flag, type=kind, default=default, help=text)
+    tr.add_argument("--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule")
+    tr.add_argument(
+        "--mode", choices=backend.MODES, help="PyTensor mode ($DLT_MODE or C); JAX is the GPU path"
+    )
+    tr.add_argument("--output-dir", type=_output_dir, default=Path("runs/latest"), help="where results go")
     tr.add_argument("--resume", action="store_true", help="continue the run saved in --output-dir")
     tr.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("evaluate", help="report the error of a saved checkpoint",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ev.add_argument("checkpoint", type=Path, help="a .npz written by 'train' (e.g. runs/latest/best.npz)")
-    ev.add_argument("--dataset", choices=DATASETS, default=None,
-                    help="data to evaluate on (default: the dataset the checkpoint was trained on)")
-    ev.add_argument("--mode", choices=backend.MODES, default=None, help="PyTensor mode")
+
+def _add_evaluate_command(sub) -> None:
+    from dlt_lib import backend
+
+    ev = sub.add_parser("evaluate", help="report the error of a saved checkpoint")
+    ev.add_argument(
+        "checkpoint", type=_existing_file, help="a .npz written by 'train' (runs/latest/best.npz)"
+    )
+    ev.add_argument("--dataset", choices=DATASETS, help="data to evaluate on (default: the checkpoint's)")
+    ev.add_argument("--mode", choices=backend.MODES, help="PyTensor mode")
     ev.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
-    return parser
 
 
 def _load(name, offline):
@@ -104,78 +160,90 @@ def _load(name, offline):
 
 
 def cmd_train(args) -> int:
+    """``train``: train, checkpoint, plot, and write ``summary.json``.  See ``book/saving_and_plotting.ipynb``."""
     from dlt_lib import backend, models, plot, training
+    from dlt_lib.files import write_atomically
 
-    defaults = DEFAULTS[args.model]
-    settings = {key: getattr(args, key) if getattr(args, key) is not None else value for key, value in defaults.items()}
+    settings = {key: getattr(args, key) for key in DEFAULTS[args.model]}
+    settings = {key: DEFAULTS[args.model][key] if value is None else value for key, value in settings.items()}
     if args.mode:
         backend.set_mode(args.mode)
     print(backend.describe())
     splits = _load(args.dataset, args.offline)
-    n_in = splits[0][0].shape[1]
-    if args.model == "logreg":
-        model = models.LogisticRegression(n_in, 10)
-    else:
-        model = models.MLP(n_in, args.n_hidden, 10, seed=args.seed)
-    out = args.output_dir
-    out.mkdir(parents=True, exist_ok=True)
+    n_in = splits.train.X.shape[1]
+    model = (
+        models.LogisticRegression(n_in, 10)
+        if args.model == "logreg"
+        else models.MLP(n_in, args.n_hidden, 10, seed=args.seed)
+    )
+    print(
+        f"Training {type(model).__name__} ({model.n_parameters:,} parameters): {settings}, optimizer {args.optimizer}"
+    )
+    started, out = time.perf_counter(), args.output_dir
     checkpoint = out / "best.npz"
-    print(f"Training {type(model).__name__} ({model.n_parameters:,} parameters) on {splits.source}: "
-          f"{settings}, optimizer {args.optimizer}")
-    started = time.perf_counter()
-    try:
-        history = training.train(
-            model, splits,
-            learning_rate=settings["learning_rate"], batch_size=settings["batch_size"], n_epochs=args.n_epochs,
-            optimizer=args.optimizer, l1=settings["l1"], l2=settings["l2"], patience=settings["patience"],
-            patience_increase=args.patience_increase, improvement_threshold=args.improvement_threshold,
-            progress=not args.quiet, checkpoint_path=checkpoint,
-            resume_from=checkpoint if args.resume else None,
-            checkpoint_metadata={"dataset": args.dataset, "optimizer": args.optimizer, "settings": settings},
-        )
-    except training.TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+    stopper = training.EarlyStopping(settings["patience"], args.patience_increase, args.improvement_threshold)
+    history = training.train(
+        model,
+        splits,
+        **{key: settings[key] for key in ("learning_rate", "batch_size", "l1", "l2")},
+        n_epochs=args.n_epochs,
+        optimizer=args.optimizer,
+        early_stopping=stopper,
+        shuffle=args.shuffle,
+        chunk_size=args.chunk_size,
+        progress=not args.quiet,
+        checkpoint_path=checkpoint,
+        resume_from=checkpoint if args.resume else None,
+        checkpoint_metadata={"dataset": args.dataset, "optimizer": args.optimizer, "settings": settings},
+    )
     print(history.summary())
     figure = plot.learning_curves(history, title=f"{type(model).__name__} on {args.dataset} ({history.mode})")
     plot.save_figure(figure, out / "learning_curves.png")
-    summary = {
+    summary = _summary(args, settings, model, splits, history, time.perf_counter() - started)
+    write_atomically(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
+    print(f"Wrote {checkpoint}, {out / 'learning_curves.png'} and {out / 'summary.json'}")
+    return 0
+
+
+def _summary(args, settings, model, splits, history, seconds) -> dict:
+    """What ``summary.json`` holds: the settings, the data, the results and the times of a run."""
+    best = history.best
+    return {
         "model": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
-        "settings": {**settings, "n_epochs": args.n_epochs, "optimizer": args.optimizer,
-                     "patience_increase": args.patience_increase,
-                     "improvement_threshold": args.improvement_threshold},
+        "settings": {
+            **settings,
+            "n_epochs": args.n_epochs,
+            "optimizer": args.optimizer,
+            "patience_increase": args.patience_increase,
+            "improvement_threshold": args.improvement_threshold,
+            "shuffle": args.shuffle,
+        },
         "dataset": args.dataset,
         "data_source": splits.source,
         "mode": history.mode,
         "best_valid_error": history.best_valid_error,
         "test_error": history.test_error,
-        "best_iteration": history.best.iteration if history.best else None,
+        "best_iteration": best.iteration if best else None,
         "iterations": history.stopped_at + 1,
         "epochs": history.epochs,
         "stop_reason": history.stop_reason,
         "train_seconds": history.seconds,
         "compile_seconds": history.compile_seconds,
-        "total_seconds": time.perf_counter() - started,
-        "checkpoint": str(checkpoint),
+        "total_seconds": seconds,
+        "checkpoint": str(args.output_dir / "best.npz"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {checkpoint}, {out / 'learning_curves.png'} and {out / 'summary.json'}")
-    return 0
 
 
 def cmd_evaluate(args) -> int:
+    """``evaluate``: the validation and test errors of a checkpoint.  See ``book/saving_and_plotting.ipynb``."""
     from dlt_lib import backend, checkpoint
 
     if args.mode:
         backend.set_mode(args.mode)
-    try:
-        meta = checkpoint.read_metadata(args.checkpoint)
-        model = checkpoint.load(args.checkpoint)
-    except checkpoint.CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    dataset = args.dataset or meta.get("dataset") or "mnist"
+    meta = checkpoint.read_metadata(args.checkpoint)
+    model = checkpoint.load(args.checkpoint)
+    dataset = args.dataset or meta.get("metadata", {}).get("dataset") or "mnist"
     splits = _load(dataset, args.offline)
     (_, _), (Xva, yva), (Xte, yte) = splits
     valid_error, test_error = model.error_rate(Xva, yva), model.error_rate(Xte, yte)
@@ -184,11 +252,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit status for an error while running, or None for a bug (which keeps its traceback)."""
+    from dlt_lib.checkpoint import CheckpointError
+    from dlt_lib.formats import DataFormatError
+    from dlt_lib.training import TrainingDiverged
+
+    if isinstance(exc, TrainingDiverged):
+        return EXIT_CODES["diverged"]
+    if isinstance(exc, (CheckpointError, InvalidParameterError)):
+        return EXIT_CODES["usage"]
+    if isinstance(exc, (DataFormatError, OSError)):  # OSError: DownloadError, DatasetNotFoundError, disk
+        return EXIT_CODES["unavailable"]
+    return None
+
+
 def main(argv=None) -> int:
+    """Run a command; return its exit status (:data:`EXIT_CODES`).  See ``book/saving_and_plotting.ipynb``."""
     args = build_parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    return cmd_evaluate(args)
+    command = cmd_train if args.command == "train" else cmd_evaluate
+    try:
+        return command(args)
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

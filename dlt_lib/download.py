@@ -23,7 +23,6 @@ import http.client
 import os
 import socket
 import ssl
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import NamedTuple
 from tqdm.auto import tqdm
 
 from . import __version__
+from .files import atomic_file
+from .validation import InvalidParameterError
 
 __all__ = [
     "Resource",
@@ -62,7 +63,7 @@ _CHUNK = 1 << 16
 
 
 class Resource(NamedTuple):
-    """A file we know how to check: its name, size and checksums."""
+    """A file we know how to check: its name, size and checksums.  See ``book/dataset.ipynb``."""
 
     filename: str
     md5: str
@@ -176,6 +177,7 @@ def cache_dir(data_home: str | os.PathLike | None = None) -> Path:
     In order of precedence: the ``data_home`` argument, the ``DLT_DATA_HOME``
     environment variable, then ``$XDG_CACHE_HOME/dlt_lib`` (by default
     ``~/.cache/dlt_lib``).  The directory is not created here.
+    See ``book/dataset.ipynb``.
     """
     if data_home is not None:
         return Path(data_home).expanduser()
@@ -191,7 +193,10 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def is_offline(offline: bool | None = None) -> bool:
-    """Whether to stay off the network: ``offline`` if given, else ``DLT_OFFLINE``."""
+    """Whether to stay off the network: ``offline`` if given, else ``DLT_OFFLINE``.
+
+    See ``book/dataset.ipynb``.
+    """
     if offline is not None:
         return bool(offline)
     value = os.environ.get("DLT_OFFLINE", "").strip().lower()
@@ -199,7 +204,7 @@ def is_offline(offline: bool | None = None) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(
+    raise InvalidParameterError(
         f"DLT_OFFLINE={os.environ['DLT_OFFLINE']!r} is not understood. Expected 1/true/yes/on "
         "to stay offline or 0/false/no/off (or unset) to allow downloads."
     )
@@ -221,12 +226,12 @@ def _hash_file(path, algorithm: str) -> str:
 
 
 def file_md5(path) -> str:
-    """Hex MD5 of a file, read in blocks so big files need little memory."""
+    """Hex MD5 of a file, read in blocks so big files need little memory.  See ``book/dataset.ipynb``."""
     return _hash_file(path, "md5")
 
 
 def file_sha256(path) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file.  See ``book/dataset.ipynb``."""
     return _hash_file(path, "sha256")
 
 
@@ -235,6 +240,7 @@ def verify_file(path, md5: str | None, size: int | None = None, sha256: str | No
 
     Otherwise returns a sentence saying what differs (the size is checked
     first: it is free and catches most truncated downloads).
+    See ``book/dataset.ipynb``.
     """
     path = Path(path)
     actual_size = path.stat().st_size
@@ -263,6 +269,7 @@ class Attempt(NamedTuple):
     resolved, connection refused, timed out, TLS failed): the signature of
     a machine without a network.  An HTTP error, a wrong size or a wrong
     checksum means a server *did* answer.
+    See ``book/dataset.ipynb``.
     """
 
     url: str
@@ -283,6 +290,7 @@ class DownloadError(OSError):
         True if no server answered at all -- the caller may then treat the
         machine as offline (``load_mnist`` falls back to its embedded sample);
         if any server answered with bad data the error is real and is raised.
+    See ``book/dataset.ipynb``.
     """
 
     def __init__(self, filename: str, directory, md5: str | None, attempts, hint: str = ""):
@@ -376,7 +384,15 @@ class _BadContent(Exception):
     """The server answered, but not with the file we want."""
 
 
-def download(
+def download(urls, filename: str, **kwargs) -> Path:
+    """:func:`download_from` (same arguments), returning only the path of the checked file.
+
+    See ``book/dataset.ipynb``.
+    """
+    return download_from(urls, filename, **kwargs)[0]
+
+
+def download_from(
     urls,
     filename: str,
     *,
@@ -387,10 +403,8 @@ def download(
     timeout: float = DEFAULT_TIMEOUT,
     verbose: bool = True,
     hint: str = "",
-) -> Path:
-    """Download ``filename`` from the first of ``urls`` that serves a good copy.
-
-    (:func:`download_from` does the same and also says which URL worked.)
+) -> tuple[Path, str]:
+    """Download ``filename`` from the first of ``urls`` that serves a good copy; return ``(path, url)``.
 
     Parameters
     ----------
@@ -407,88 +421,49 @@ def download(
     timeout : float
         Seconds to wait for a connection or for the next block of data.
     verbose : bool
-        Print which URL is tried and show a progress bar for big files.
+        Show a progress bar while a big file downloads.
     hint : str
         An extra line for the error message (e.g. another way to get the data).
 
     Returns
     -------
-    pathlib.Path
-        The checked file, at ``cache_dir(data_home) / filename``.
+    (pathlib.Path, str)
+        The checked file, at ``cache_dir(data_home) / filename``, and the URL it came from.
 
     Raises
     ------
     DownloadError
         If no URL gave a good copy; it lists each URL and why it failed.
+    See ``book/dataset.ipynb``.
     """
-    path, _ = download_from(
-        urls,
-        filename,
-        md5=md5,
-        size=size,
-        sha256=sha256,
-        data_home=data_home,
-        timeout=timeout,
-        verbose=verbose,
-        hint=hint,
-    )
-    return path
-
-
-def download_from(
-    urls,
-    filename: str,
-    *,
-    md5: str | None,
-    size: int | None = None,
-    sha256: str | None = None,
-    data_home: str | os.PathLike | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    verbose: bool = True,
-    hint: str = "",
-) -> tuple[Path, str]:
-    """Like :func:`download`, but return ``(path, url_that_worked)``."""
     if md5 is None and size is None and sha256 is None:
-        raise ValueError(
+        raise InvalidParameterError(
             f"download({filename!r}) was given no md5, size or sha256. Pass at least one so that a "
             "corrupt or wrong file is not accepted."
         )
     urls = list(urls)
     if not urls:
-        raise ValueError(f"download({filename!r}) needs at least one URL; got an empty list.")
+        raise InvalidParameterError(f"download({filename!r}) needs at least one URL; got an empty list.")
     destination = cache_dir(data_home) / filename
-    destination.parent.mkdir(parents=True, exist_ok=True)
     attempts = []
-    for url in urls:
-        if verbose:
-            print(f"Downloading {Path(filename).name} from {url}")
-        # The temporary file is in the same directory as the destination:
-        # os.replace is only atomic within one file system.
-        fd, tmp_name = tempfile.mkstemp(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-        )
+    for url in urls:  # quietly: the caller reports the outcome, or raises with every attempt
         try:
-            with os.fdopen(fd, "wb") as tmp:
+            # Only a checked copy is renamed to the real name (files.atomic_file).
+            with atomic_file(destination, suffix=".part") as tmp:
                 _fetch_to(
                     url, tmp, desc=destination.name, expected_size=size, timeout=timeout, verbose=verbose
                 )
-            problem = verify_file(tmp_name, md5=md5, size=size, sha256=sha256)
-            if problem is None:
-                os.replace(tmp_name, destination)
-                return destination, url
-            attempts.append(Attempt(url, f"bad file: {problem}", connection=False))
+                tmp.flush()
+                problem = verify_file(tmp.name, md5=md5, size=size, sha256=sha256)
+                if problem is not None:
+                    raise _BadContent(problem)
+            return destination, url
         except _BadContent as exc:
             attempts.append(Attempt(url, f"bad file: {exc}", connection=False))
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # ValueError: a malformed URL.  OSError covers URLError, HTTPError,
             # socket errors and timeouts.
             attempts.append(Attempt(url, _describe_error(exc), connection=_is_connection_error(exc)))
-        finally:
-            # Whatever happened, no half-written file stays behind.
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-        if verbose:
-            print(f"  failed: {attempts[-1].reason}")
     raise DownloadError(destination.name, destination.parent, md5, attempts, hint=hint)
 
 
@@ -508,6 +483,7 @@ def fetch(
     ``base_urls`` are directories (``filename`` is appended) unless
     ``full_urls`` is true.  A cached copy with a wrong checksum is replaced.
     Returns ``(path, origin)``: origin is ``"cache"`` or the URL that worked.
+    See ``book/dataset.ipynb``.
     """
     relative = f"{subdir}/{resource.filename}" if subdir else resource.filename
     cached = cache_dir(data_home) / relative

@@ -39,11 +39,14 @@ __all__ = [
 
 
 class DataFormatError(ValueError):
-    """A data file is not laid out the way its format (or MNIST) requires."""
+    """A data file is not laid out the way its format (or MNIST) requires.  See ``book/dataset.ipynb``."""
 
 
 class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something other than the NumPy arrays we expect."""
+    """A pickle asked for something other than the NumPy arrays we expect.
+
+    Taught in ``book/dataset.ipynb``.
+    """
 
 
 # ----------------------------------------------------------------------------
@@ -173,6 +176,7 @@ def read_idx(path_or_fileobj, *, expected_magic: int | None = None) -> np.ndarra
         On a wrong magic number, a header that does not match the amount of
         data, trailing bytes, or a truncated/corrupt gzip stream.  The
         message names the file and gives what was expected and what was found.
+    See ``book/dataset.ipynb``.
     """
     name = _describe(path_or_fileobj)
     f, to_close, is_gzip = _open_maybe_gzip(path_or_fileobj)
@@ -223,12 +227,12 @@ def _magic_meaning(magic: int) -> str:
 
 
 def read_idx_images(path_or_fileobj) -> np.ndarray:
-    """Read an IDX image file: a uint8 array of shape (n, rows, cols)."""
+    """Read an IDX image file: a uint8 array of shape (n, rows, cols).  See ``book/dataset.ipynb``."""
     return read_idx(path_or_fileobj, expected_magic=IDX_IMAGES_MAGIC)
 
 
 def read_idx_labels(path_or_fileobj) -> np.ndarray:
-    """Read an IDX label file: a uint8 array of shape (n,)."""
+    """Read an IDX label file: a uint8 array of shape (n,).  See ``book/dataset.ipynb``."""
     return read_idx(path_or_fileobj, expected_magic=IDX_LABELS_MAGIC)
 
 
@@ -285,6 +289,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     objects (the raw array bytes) are decoded as Latin-1, the one encoding
     that maps every byte 0-255 to a character, and NumPy turns them back
     into the original bytes.
+    Taught in ``book/dataset.ipynb``.
     """
 
     def __init__(self, file, *, name: str | None = None, **kwargs):
@@ -323,6 +328,7 @@ def check_mnist_layout(obj, name: str = "mnist.pkl.gz", *, n_features: int = 784
     values in [0, 1], each ``y`` a 1-D integer array of the same length with
     values in ``0 .. n_classes-1``.  Returns the three pairs as a tuple.
     The number of rows is not checked, so small test files pass too.
+    See ``book/dataset.ipynb``.
     """
     if not (isinstance(obj, (tuple, list)) and len(obj) == 3):
         raise DataFormatError(
@@ -370,6 +376,7 @@ def load_mnist_pickle(path_or_fileobj):
     first; this function makes sure that whatever the file is, unpickling
     it cannot run code, and that the result has the MNIST layout
     (:func:`check_mnist_layout`).
+    See ``book/dataset.ipynb``.
     """
     name = _describe(path_or_fileobj)
     f, to_close, is_gzip = _open_maybe_gzip(path_or_fileobj)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
+from dlt_lib.validation import InvalidParameterError, check_option
+
 
 def _check_labels(y) -> None:
     if y.ndim != 1:
@@ -38,18 +40,27 @@ def _check_labels(y) -> None:
 
 
 def predictions(p_y_given_x):
-    """The predicted class of each row: the index of its largest probability."""
+    """The predicted class of each row: the index of its largest probability.
+
+    Taught in ``book/losses.ipynb``.
+    """
     return pt.argmax(p_y_given_x, axis=1)
 
 
 def zero_one_loss(p_y_given_x, y):
-    """Number of misclassified examples: ``sum_i [argmax_k p(k|x_i) != y_i]``."""
+    """Number of misclassified examples: ``sum_i [argmax_k p(k|x_i) != y_i]``.
+
+    Taught in ``book/losses.ipynb``.
+    """
     _check_labels(y)
     return pt.sum(pt.neq(predictions(p_y_given_x), y))
 
 
 def zero_one_rate(p_y_given_x, y):
-    """Fraction of misclassified examples (the 0-1 loss divided by ``n``)."""
+    """Fraction of misclassified examples (the 0-1 loss divided by ``n``).
+
+    Taught in ``book/losses.ipynb``.
+    """
     _check_labels(y)
     return pt.mean(pt.neq(predictions(p_y_given_x), y))
 
@@ -67,6 +78,7 @@ def log_probabilities_of_labels(log_p_y_given_x, y):
 
     Labels outside ``0..n_classes-1`` would pick nothing: the library checks
     labels where data enters (``check_data`` of the models, the trainer).
+    Taught in ``book/losses.ipynb``.
     """
     _check_labels(y)
     classes = pt.arange(log_p_y_given_x.shape[1])
@@ -80,25 +92,31 @@ def negative_log_likelihood(p_y_given_x, y, reduction: str = "mean", *, log_p_y_
 
     Pass ``log_p_y_given_x`` when you have it (models compute it from the logits
     with a stable log-softmax); otherwise ``log(p_y_given_x)`` is used.
+    Taught in ``book/losses.ipynb``.
     """
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum'; got {reduction!r}.")
+    check_option(reduction, "reduction", ("mean", "sum"))
     log_p = pt.log(p_y_given_x) if log_p_y_given_x is None else log_p_y_given_x
     picked = log_probabilities_of_labels(log_p, y)
     return -pt.mean(picked) if reduction == "mean" else -pt.sum(picked)
 
 
 def l1_penalty(params):
-    """``sum_k sum |theta_k|`` over a list of parameters (usually only the weights)."""
+    """``sum_k sum |theta_k|`` over a list of parameters (usually only the weights).
+
+    Taught in ``book/regularization.ipynb``.
+    """
     params = list(params)
     if not params:
-        raise ValueError("l1_penalty needs at least one parameter; got an empty list.")
+        raise InvalidParameterError("l1_penalty needs at least one parameter; got an empty list.")
     return pt.add(*[pt.sum(pt.abs(p)) for p in params]) if len(params) > 1 else pt.sum(pt.abs(params[0]))
 
 
 def l2_penalty(params):
-    """The *squared* L2 norm ``sum_k sum theta_k^2`` (weight decay, without the 1/2)."""
+    """The *squared* L2 norm ``sum_k sum theta_k^2`` (weight decay, without the 1/2).
+
+    Taught in ``book/regularization.ipynb``.
+    """
     params = list(params)
     if not params:
-        raise ValueError("l2_penalty needs at least one parameter; got an empty list.")
+        raise InvalidParameterError("l2_penalty needs at least one parameter; got an empty list.")
     return pt.add(*[pt.sum(pt.sqr(p)) for p in params]) if len(params) > 1 else pt.sum(pt.sqr(params[0]))

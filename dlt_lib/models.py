@@ -15,6 +15,8 @@ The trainer in :mod:`dlt_lib.training` substitutes real minibatches for
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -22,6 +24,7 @@ from pytensor.gradient import zero_grad
 
 from dlt_lib import backend as _backend  # noqa: F401  (sets floatX=float32 before we build anything)
 from dlt_lib import conv, losses
+from dlt_lib.validation import InvalidParameterError, check_option, check_scalar
 
 
 def _floatX(array):
@@ -29,22 +32,20 @@ def _floatX(array):
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
+    return int(check_scalar(value, name, numbers.Integral, min_val=1))
 
 
 def _make_input(input, n_in):
     if input is None:
         return pt.matrix("x", shape=(None, n_in))
     if input.ndim != 2:
-        raise ValueError(
+        raise InvalidParameterError(
             f"The input must be a matrix of shape (n_examples, {n_in}); got a {input.ndim}-d variable "
             f"{input}. Reshape images to rows first, e.g. X.reshape(len(X), -1)."
         )
     width = input.type.shape[1]
     if width is not None and width != n_in:
-        raise ValueError(f"The input has {width} columns but the model expects n_in={n_in}.")
+        raise InvalidParameterError(f"The input has {width} columns but the model expects n_in={n_in}.")
     return input
 
 
@@ -53,6 +54,7 @@ def log_softmax(logits):
 
     ``softmax(z)`` then ``log`` would round tiny probabilities to 0 and give
     ``-inf``; subtracting the row maximum first keeps every ``exp`` <= 1.
+    Taught in ``book/softmax_regression.ipynb``.
     """
     # The shift changes no result (log-softmax is the same for z and z - c),
     # so its gradient is zero; zero_grad says so and spares the gradient graph
@@ -92,20 +94,22 @@ class _Classifier:
         """Raise a clear error unless ``X`` is ``(n, n_in)`` and ``y`` holds labels in ``0..n_out-1``."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_in:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__} expects inputs of shape (n_examples, {self.n_in}); got {X.shape}. "
                 "Flatten 28x28 images with X.reshape(len(X), -1)."
             )
         if y is not None:
             y = np.asarray(y)
             if y.shape != (X.shape[0],):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Expected one label per example, shape ({X.shape[0]},); got labels of shape {y.shape}."
                 )
             if not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"Labels must be integers in 0..{self.n_out - 1}; got dtype {y.dtype}.")
+                raise InvalidParameterError(
+                    f"Labels must be integers in 0..{self.n_out - 1}; got dtype {y.dtype}."
+                )
             if y.size and (y.min() < 0 or y.max() >= self.n_out):
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Labels must lie in 0..{self.n_out - 1} for a model with n_out={self.n_out}; "
                     f"got values from {y.min()} to {y.max()}."
                 )
@@ -152,7 +156,7 @@ class _Classifier:
         missing = sorted(set(expected) - set(values))
         extra = sorted(set(values) - set(expected))
         if missing or extra:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{type(self).__name__} has parameters {sorted(expected)}; the values given have "
                 f"{sorted(values)} (missing {missing}, unexpected {extra})."
             )
@@ -160,12 +164,12 @@ class _Classifier:
             value = np.asarray(values[name])
             current = param.get_value(borrow=True)
             if value.shape != current.shape:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Parameter {name!r} of {type(self).__name__} has shape {current.shape}; "
                     f"the value given has shape {value.shape}. Was it saved from a model of another size?"
                 )
             if value.dtype != current.dtype:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"Parameter {name!r} has dtype {current.dtype}; the value given has {value.dtype}."
                 )
         for name, param in expected.items():
@@ -190,6 +194,7 @@ class LogisticRegression(_Classifier):
         Number of classes.
     input : symbolic matrix, optional
         The input variable; a fresh ``pt.matrix("x")`` when omitted.
+    Taught in ``book/softmax_regression.ipynb``.
     """
 
     def __init__(self, n_in: int, n_out: int, input=None):
@@ -231,9 +236,10 @@ def glorot_uniform(rng, n_in, n_out, activation="tanh", size=None):
     activation : "tanh", "sigmoid" or "relu"
     size : tuple, optional
         Shape of the array drawn; ``(n_in, n_out)`` by default (a weight matrix).
+
+    Taught in ``book/mlp.ipynb``.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
+    check_option(activation, "activation", sorted(_ACTIVATIONS))
     bound = np.sqrt(6.0 / (n_in + n_out))
     W = _floatX(rng.uniform(low=-bound, high=bound, size=(n_in, n_out) if size is None else size))
     if activation == "sigmoid":
@@ -242,7 +248,7 @@ def glorot_uniform(rng, n_in, n_out, activation="tanh", size=None):
 
 
 def relu(x):
-    """``max(x, 0)``, the rectified linear unit."""
+    """``max(x, 0)``, the rectified linear unit.  Taught in ``book/mlp.ipynb``."""
     return pt.maximum(x, 0)
 
 
@@ -254,11 +260,11 @@ class HiddenLayer:
 
     As in ``mlp.py``: ``W`` is drawn from ``rng`` when the layer is built
     (one call of ``rng.uniform``), ``b`` starts at zero.
+    Taught in ``book/mlp.ipynb``.
     """
 
     def __init__(self, rng, input, n_in: int, n_out: int, activation: str = "tanh", name: str = "hidden"):
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
+        check_option(activation, "activation", sorted(_ACTIVATIONS))
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_out = _check_positive_int("n_out", n_out)
         self.input = _make_input(input, self.n_in)
@@ -278,6 +284,7 @@ class MLP(_Classifier):
     tutorials' ``mlp.py``: ``W1`` is drawn from ``numpy.random.RandomState(seed)``
     (``seed=1234`` is theirs), ``b1``, ``W2`` and ``b2`` are zeros.  So
     ``MLP(784, 500, 10)`` starts from exactly their weights.
+    Taught in ``book/mlp.ipynb``.
     """
 
     def __init__(
@@ -326,17 +333,19 @@ class LeNetConvPoolLayer:
     filter_shape : (n_filters, channels, filter rows, filter columns)
     image_shape : (batch size or None, channels, rows, columns)
     poolsize : (rows, columns) of the max-pooling window
+
+    Taught in ``book/lenet.ipynb``.
     """
 
     def __init__(self, rng, input, filter_shape, image_shape, poolsize=(2, 2), name: str = "conv"):
         filter_shape, image_shape = tuple(filter_shape), tuple(image_shape)
         poolsize = tuple(int(p) for p in poolsize)
         if len(filter_shape) != 4 or len(image_shape) != 4:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"filter_shape and image_shape must have 4 entries; got {filter_shape} and {image_shape}."
             )
         if image_shape[1] != filter_shape[1]:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"The images have {image_shape[1]} channels but the filters expect {filter_shape[1]}: "
                 "filter_shape[1] must equal image_shape[1]."
             )
@@ -389,6 +398,8 @@ class LeNet(_Classifier):
         Side of the square filters and of the max-pooling window.
     input : symbolic matrix, optional
     seed : int
+
+    Taught in ``book/lenet.ipynb``.
     """
 
     eval_batch_size = 500  # predict and evaluate in chunks (a whole set at once needs gigabytes)
@@ -407,7 +418,9 @@ class LeNet(_Classifier):
         rows, cols = (_check_positive_int("image_shape", s) for s in image_shape)
         nkerns = tuple(_check_positive_int("nkerns", k) for k in nkerns)
         if len(nkerns) != 2:
-            raise ValueError(f"nkerns gives the filters of the two stages, e.g. (20, 50); got {nkerns}.")
+            raise InvalidParameterError(
+                f"nkerns gives the filters of the two stages, e.g. (20, 50); got {nkerns}."
+            )
         self.image_shape, self.nkerns = (rows, cols), nkerns
         self.n_hidden = _check_positive_int("n_hidden", n_hidden)
         self.n_out = _check_positive_int("n_out", n_out)
@@ -418,7 +431,7 @@ class LeNet(_Classifier):
         stage1 = ((rows - filter_size + 1) // poolsize, (cols - filter_size + 1) // poolsize)
         stage2 = ((stage1[0] - filter_size + 1) // poolsize, (stage1[1] - filter_size + 1) // poolsize)
         if min(stage2) < 1:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"Images of {rows} x {cols} are too small for two stages of {filter_size} x {filter_size} "
                 f"filters and {poolsize} x {poolsize} pooling (the second stage would be {stage2})."
             )

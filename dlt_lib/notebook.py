@@ -14,6 +14,7 @@ def glue(name: str, value, display: bool = False):
 
     Format numbers before gluing (``glue("err", f"{err:.2%}")``) so the prose
     shows them exactly as intended.
+    Used by every chapter, e.g. ``book/getting_started.ipynb``.
     """
     try:
         from myst_nb import glue as myst_glue

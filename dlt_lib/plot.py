@@ -21,33 +21,38 @@ They live here, once, so that each chapter shows them the same way:
 
 Conventions shared by all of them:
 
-- Each drawing function takes an optional ``ax`` (a Matplotlib ``Axes`` to
-  draw into, e.g. one panel of your own figure) and returns the ``Figure``.
-  Without ``ax`` it makes a new figure sized for the book's page width.
-- Nothing here calls ``plt.show()``: in a notebook, Matplotlib shows the
-  figures made in a cell when the cell ends; in a script, call it yourself
-  or use :func:`save_figure`.  (Write ``fig = learning_curves(h)`` rather
-  than ending a cell with ``learning_curves(h)``, or the notebook may show
-  the figure twice: once as the cell's value and once as a figure made in it.)
-- The look comes from :data:`STYLE`, applied with ``plt.rc_context`` only
-  while a function draws.  Importing this module changes none of your
-  Matplotlib settings.
+- **Making**: each drawing function takes an optional ``ax`` (a Matplotlib
+  ``Axes`` to draw into, e.g. one panel of your own figure); without it, it
+  makes a new ``pyplot`` figure sized for the book's page width.
+- **Returning**: it returns the ``Figure``.
+- **Showing**: nothing here calls ``plt.show()``.  In a notebook, Matplotlib
+  shows every figure made in a cell, once, when the cell ends: write
+  ``fig = learning_curves(h)``, and do not also end the cell with ``fig``
+  (the cell's value would show it a second time).  In a script, call
+  ``plt.show()`` or :func:`save_figure`.
+- **Look**: :data:`STYLE`, put in force by :func:`style` only while a
+  function draws; :func:`style` restores only what it changed, so it never
+  turns off the interactive mode that makes a notebook show its figures
+  (``plt.rc_context`` can).  Use ``with plot.style():`` for your own figures.
+  Importing this module changes none of your Matplotlib settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
-import os
 import textwrap
-import uuid
 from pathlib import Path
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
+
+from dlt_lib.files import write_atomically
+from dlt_lib.validation import InvalidParameterError
 
 __all__ = [
     "COLORS",
@@ -60,6 +65,7 @@ __all__ = [
     "scale_to_unit_interval",
     "show_tiles",
     "show_weights",
+    "style",
     "tile_raster_images",
 ]
 
@@ -108,12 +114,37 @@ STYLE = {
 BOOK_WIDTH = 7.5
 
 
+@contextlib.contextmanager
+def style(**overrides):
+    """Draw with the book's look: :data:`STYLE` (and ``overrides``) in force inside the block.
+
+    Use it for a figure of your own in a chapter::
+
+        with plot.style():
+            fig, ax = plt.subplots()
+            ...
+
+    Unlike ``plt.rc_context(STYLE)``, it restores only the settings it
+    changed (used for the chapters' own figures, e.g. in ``book/early_stopping.ipynb``).  ``rc_context`` restores *all* of them, ``interactive`` included:
+    when a notebook's first figure is made inside it, Matplotlib picks the
+    inline backend there, which turns interactive mode on, and leaving the
+    context turns it off again, so that no later figure reaches the page.
+    """
+    changed = {**STYLE, **overrides}
+    saved = {key: mpl.rcParams[key] for key in changed}
+    mpl.rcParams.update(changed)
+    try:
+        yield
+    finally:
+        mpl.rcParams.update(saved)
+
+
 def _styled(function):
-    """Run ``function`` with :data:`STYLE` in force, restoring the user's settings after."""
+    """Run ``function`` inside :func:`style`."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with plt.rc_context(STYLE):
+        with style():
             return function(*args, **kwargs)
 
     return wrapper
@@ -141,6 +172,7 @@ def moving_average(values, window: int) -> np.ndarray:
     Near the ends the window is cut short, so the result has the length of
     the input and no edge effects.  Computed with cumulative sums, so it takes
     the same time whatever the window (a million updates in a few ms).
+    See ``book/saving_and_plotting.ipynb``.
     """
     values = np.asarray(values, dtype=float)
     if window <= 1 or values.size == 0:
@@ -166,74 +198,6 @@ def _auto_window(n_updates: int, n_train_batches: int) -> int:
     return window if window % 2 else window + 1
 
 
-def _steps(x, y):
-    """The corners of a "steps-post" line through (x, y), for hit-testing."""
-    if len(x) < 2:
-        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]
-
-
-# Where the note on the best result may go: centres, in axes fractions, in
-# order of preference.  Errors fall during training, so the middle right of
-# the panel is usually empty.
-_NOTE_SPOTS = [(0.78, 0.55), (0.78, 0.8), (0.5, 0.8), (0.5, 0.55), (0.78, 0.3), (0.5, 0.3), (0.22, 0.3)]
-
-
-def _annotate_best(ax, x, y, text, series, fontsize=8.5):
-    """Write ``text`` in a box at the emptiest of _NOTE_SPOTS, with an arrow to (x, y).
-
-    Each (axes, xs, ys) in ``series`` is sampled along its line, and the spot
-    whose box would cover the fewest samples wins (the first one among equals).
-    """
-    for axes in (ax, *(axes for axes, _, _ in series)):
-        axes.get_xlim(), axes.get_ylim()  # let autoscaling settle the limits first
-    star = ax.transAxes.inverted().transform(ax.transData.transform([(x, y)]))
-    samples = [np.repeat(star, 50, axis=0)]  # weighs as much as 50 points: never hide the star
-    for axes, xs, ys in series:
-        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-        ok = np.isfinite(xs) & np.isfinite(ys)
-        if ok.sum() > 1:
-            # Points along each segment, so a line crossing the box counts too.
-            t = np.linspace(0, 1, 25)[:, None]
-            starts = np.c_[xs[ok][:-1], ys[ok][:-1]]
-            ends = np.c_[xs[ok][1:], ys[ok][1:]]
-            data = (starts[None] + t[..., None] * (ends - starts)[None]).reshape(-1, 2)
-        else:
-            data = np.c_[xs[ok], ys[ok]]
-        # data -> pixels -> fractions of the axes
-        samples.append(axes.transAxes.inverted().transform(axes.transData.transform(data)))
-    points = np.concatenate(samples)
-
-    # The box's size in axes fractions, from the text's size in points.
-    lines = text.split("\n")
-    box = ax.get_window_extent()
-    points_per_pixel = 72 / ax.figure.dpi
-    width = (0.55 * fontsize * max(map(len, lines)) + 12) / (box.width * points_per_pixel)
-    height = (1.3 * fontsize * len(lines) + 10) / (box.height * points_per_pixel)
-
-    def covered(spot):
-        cx = min(max(spot[0], width / 2 + 0.01), 1 - width / 2 - 0.01)
-        inside = (np.abs(points[:, 0] - cx) < width / 2 + 0.02) & (
-            np.abs(points[:, 1] - spot[1]) < height / 2 + 0.03
-        )
-        return int(inside.sum()), cx
-
-    counts = [covered(spot) for spot in _NOTE_SPOTS]
-    best = min(range(len(counts)), key=lambda i: counts[i][0])
-    ax.annotate(
-        text,
-        xy=(x, y),
-        xytext=(counts[best][1], _NOTE_SPOTS[best][1]),
-        textcoords="axes fraction",
-        ha="center",
-        va="center",
-        fontsize=fontsize,
-        bbox={"boxstyle": "round,pad=0.35", "fc": "white", "ec": COLORS["best"], "lw": 0.9},
-        arrowprops={"arrowstyle": "->", "color": "#444444", "lw": 0.8, "shrinkB": 7},
-        zorder=6,
-    )
-
-
 def _split_axes(ax):
     """Return (figure, cost_axes, error_axes) for the layouts learning_curves accepts."""
     if ax is None:
@@ -243,7 +207,9 @@ def _split_axes(ax):
         return fig, ax_cost, ax_err
     if isinstance(ax, (tuple, list, np.ndarray)):
         if len(ax) != 2:
-            raise ValueError(f"ax must be one Axes or a pair (cost axes, error axes); got {len(ax)} axes.")
+            raise InvalidParameterError(
+                f"ax must be one Axes or a pair (cost axes, error axes); got {len(ax)} axes."
+            )
         return _root_figure(ax[0]), ax[0], ax[1]
     # One Axes: the cost on its left scale, the errors on a second scale at the right.
     ax_err = ax.twinx()
@@ -252,14 +218,155 @@ def _split_axes(ax):
     return _root_figure(ax), ax, ax_err
 
 
-def _run_context(history) -> str:
-    """'data: ... · mode: ...' from what the History knows, or ''."""
-    parts = []
-    if getattr(history, "data_source", ""):
-        parts.append(f"data: {history.data_source}")
-    if getattr(history, "mode", ""):
-        parts.append(f"mode: {history.mode}")
-    return "  ·  ".join(parts)
+def _plot_costs(ax, history, smoothing) -> None:
+    """The training cost: every update (faint), its moving average, and the mean between validations."""
+    costs = _finite_or_nan(history.train_costs)
+    records = history.records
+    if costs.size:
+        steps = np.arange(costs.size)
+        window = (
+            _auto_window(costs.size, history.n_train_batches) if smoothing is None else max(1, int(smoothing))
+        )
+        if window > 1 and costs.size > window:
+            ax.plot(steps, costs, color=COLORS["faint"], lw=0.6, alpha=0.7, label="cost of each update")
+            ax.plot(
+                steps,
+                moving_average(costs, window),
+                color=COLORS["train"],
+                label=f"moving average over {window} updates",
+            )
+        else:
+            ax.plot(steps, costs, color=COLORS["train"], lw=1.0, label="cost of each update")
+    if records and (not costs.size or len(records) <= 60):
+        # Dots over the curve above, or the only curve when the History has no
+        # per-update costs (more than 60 dots would just smear).
+        ax.plot(
+            [r.iteration for r in records],
+            _finite_or_nan([r.train_cost for r in records]),
+            color="#1B2A41" if costs.size else COLORS["train"],
+            ls="none" if costs.size else "-",
+            marker="o",
+            ms=3.5,
+            label="mean cost between validations",
+        )
+    ax.set_ylabel("training cost")
+
+
+def _plot_errors(ax, history, show_test) -> np.ndarray:
+    """Validation and test errors in percent, and the best model as a star; returns the values drawn."""
+    records = history.records
+    iterations = np.array([r.iteration for r in records], dtype=float)
+    valid = 100 * _finite_or_nan([r.valid_error for r in records])
+    test = 100 * _finite_or_nan([r.test_error for r in records])
+    marker = "" if len(records) > 60 else "o"  # markers on every point would make a thick smear
+    ax.plot(iterations, valid, color=COLORS["valid"], marker=marker, ms=3, label="validation error")
+    measured = np.isfinite(test) if show_test else np.zeros(len(records), bool)
+    if measured.any():
+        # Measured only at a new best: a step function, the test error of the best model so far.
+        ax.plot(
+            iterations[measured],
+            test[measured],
+            color=COLORS["test"],
+            ls=":",
+            drawstyle="steps-post",
+            marker="s",
+            ms=3.5,
+            label="test error (at each new best)",
+        )
+    best = history.best
+    if best is not None and math.isfinite(best.valid_error):
+        # The note goes in the legend, which Matplotlib places where it hides no data.
+        note = f"best: {100 * best.valid_error:.2f}% valid at it. {best.iteration}"
+        if show_test and best.test_error is not None and math.isfinite(best.test_error):
+            note += f", test {100 * best.test_error:.2f}%"
+        ax.plot(
+            [best.iteration],
+            [100 * best.valid_error],
+            ls="none",
+            marker="*",
+            ms=15,
+            color=COLORS["best"],
+            mec="black",
+            mew=0.6,
+            zorder=5,
+            gid="best",
+            label=note,
+        )
+    ax.set_ylabel("error (%)")
+    return np.concatenate([valid, test[measured]])
+
+
+def _mark_stop(ax_cost, ax_err, history, layout) -> None:
+    """A dashed vertical line where training stopped, explained once in the cost legend."""
+    stopped_at = history.stopped_at
+    if stopped_at is None or stopped_at < 0:
+        return
+    for axes in (ax_cost,) if layout == "one" else (ax_cost, ax_err):
+        axes.axvline(stopped_at, color=COLORS["stop"], ls="--", lw=1.0, zorder=1)
+    ax_cost.plot([], [], color=COLORS["stop"], ls="--", lw=1.0, label=f"training stopped (it. {stopped_at})")
+
+
+def _set_scales(ax_cost, ax_err, history, shown) -> None:
+    """Integer iteration ticks, and a readable range when there is (nearly) nothing to scale to."""
+    for axes in (ax_cost, ax_err):
+        axes.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        axes.xaxis.set_major_formatter(mpl.ticker.StrMethodFormatter("{x:,.0f}"))  # 2,500 not 2.5e3
+    ax_err.set_xlabel("iteration (minibatch updates)")
+    ax_err.margins(y=0.08)
+    shown = shown[np.isfinite(shown)]
+    if shown.size and np.ptp(shown) < 2.0:
+        ax_err.set_ylim(max(0.0, shown.min() - 1.5), shown.max() + 1.5)
+    iterations = {r.iteration for r in history.records}
+    if len(iterations) <= 1:
+        last = max([history.stopped_at, len(history.train_costs) - 1, *iterations, 1])
+        ax_err.set_xlim(-0.02 * last, 1.05 * last)
+    if not history.records and not history.train_costs:
+        ax_err.text(
+            0.5, 0.5, "no training recorded", transform=ax_err.transAxes, ha="center", color="#777777"
+        )
+        ax_err.set_ylim(0, 100)
+
+
+def _add_legends(ax_cost, ax_err, history, layout) -> None:
+    """Legends where they hide the least, and an epoch scale above a figure of our own."""
+    if layout == "one":
+        # Both scales share one panel: one legend, underneath, out of the way.
+        ax_cost.set_xlabel("iteration (minibatch updates)")
+        handles = ax_cost.get_legend_handles_labels()[0] + ax_err.get_legend_handles_labels()[0]
+        ax_cost.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncols=2,
+            frameon=False,
+            fontsize=8,
+        )
+        return
+    # The cost falls, so its upper right is free; the errors may end anywhere.
+    if ax_cost.get_legend_handles_labels()[0]:
+        ax_cost.legend(loc="upper right")
+    if ax_err.get_legend_handles_labels()[0]:
+        ax_err.legend(loc="best")
+    n_batches = history.n_train_batches
+    if layout == "new" and n_batches > 0:
+        # "iteration it is done" means (it + 1) / n_train_batches epochs are done.
+        epochs = ax_cost.secondary_xaxis(
+            "top", functions=(lambda it: (it + 1) / n_batches, lambda ep: ep * n_batches - 1)
+        )
+        epochs.set_xlabel("epoch", fontsize=8.5, color="#555555")
+        epochs.tick_params(labelsize=8, colors="#555555")
+
+
+def _heading(title, history) -> str:
+    """The title, with the data source and the PyTensor mode of the run when the History records them."""
+    heading = "Learning curves" if title is None else title
+    parts = [f"data: {history.data_source}"] if history.data_source else []
+    parts += [f"mode: {history.mode}"] if history.mode else []
+    if not parts:
+        return heading
+    context = "  ·  ".join(parts)
+    joined = f"{heading}  —  {context}"
+    return joined if len(joined) <= 95 else heading + "\n" + textwrap.shorten(context, 110, placeholder=" …")
 
 
 @_styled
@@ -272,8 +379,9 @@ def learning_curves(history, ax=None, title=None, show_test=True, smoothing=None
         What :func:`dlt_lib.training.train` returned.
     ax : None, an Axes, or a pair of Axes
         None: a new figure with two panels sharing the iteration axis, the
-        cost above and the errors below.  One Axes: both in it, the errors on
-        a second y scale at the right.  A pair: (cost panel, error panel).
+        cost above and the errors below, with an epoch scale on top.  One
+        Axes: both in it, the errors on a second y scale at the right.  A
+        pair: (cost panel, error panel).
     title : str, optional
         Default "Learning curves".  The data source and the PyTensor mode of
         the run are added when the History records them.
@@ -290,173 +398,18 @@ def learning_curves(history, ax=None, title=None, show_test=True, smoothing=None
     matplotlib.figure.Figure
 
     The x axis counts minibatch updates (iterations, from 0, as in the
-    History); the two-panel layout adds an epoch scale above.  The best
-    validation error is marked with a star, and the iteration at which
-    training stopped with a dashed vertical line.
+    History).  The best validation error is marked with a star, explained in
+    the legend, and the iteration at which training stopped with a dashed
+    vertical line.  Taught in ``book/saving_and_plotting.ipynb``.
     """
     fig, ax_cost, ax_err = _split_axes(ax)
-    one_axes = ax is not None and not isinstance(ax, (tuple, list, np.ndarray))
-    records = list(history.records)
-    n_batches = int(getattr(history, "n_train_batches", 0) or 0)
-
-    iterations = np.array([r.iteration for r in records], dtype=float)
-    valid = 100 * _finite_or_nan([r.valid_error for r in records])
-    test = 100 * _finite_or_nan([r.test_error for r in records])
-    mean_cost = _finite_or_nan([r.train_cost for r in records])
-    costs = _finite_or_nan(history.train_costs)
-
-    # -- the training cost: every update (faint), its moving average, and the
-    #    mean over each interval between two validations --------------------
-    if costs.size:
-        steps = np.arange(costs.size)
-        window = _auto_window(costs.size, n_batches) if smoothing is None else max(1, int(smoothing))
-        if window > 1 and costs.size > window:
-            ax_cost.plot(steps, costs, color=COLORS["faint"], lw=0.6, alpha=0.7, label="cost of each update")
-            ax_cost.plot(
-                steps,
-                moving_average(costs, window),
-                color=COLORS["train"],
-                label=f"moving average over {window} updates",
-            )
-        else:
-            ax_cost.plot(steps, costs, color=COLORS["train"], lw=1.0, label="cost of each update")
-    if records and (not costs.size or len(records) <= 60):
-        # Each validation record also holds the mean cost since the previous
-        # one: dots over the curve above, or the only curve when the History
-        # has no per-update costs (more than 60 dots would just smear).
-        ax_cost.plot(
-            iterations,
-            mean_cost,
-            color="#1B2A41" if costs.size else COLORS["train"],
-            ls="none" if costs.size else "-",
-            marker="o" if len(records) <= 60 else "",
-            ms=3.5,
-            label="mean cost between validations",
-        )
-    ax_cost.set_ylabel("training cost")
-
-    # -- the errors -------------------------------------------------------------
-    many = len(records) > 60  # markers on every point would make a thick smear
-    if records:
-        ax_err.plot(
-            iterations,
-            valid,
-            color=COLORS["valid"],
-            marker="" if many else "o",
-            ms=3,
-            label="validation error",
-        )
-        measured = np.isfinite(test)
-        if show_test and measured.any():
-            # The test error is measured only at a new best, so it is a step
-            # function: the test error of the best model found so far.
-            ax_err.plot(
-                iterations[measured],
-                test[measured],
-                color=COLORS["test"],
-                ls=":",
-                drawstyle="steps-post",
-                marker="s",
-                ms=3.5,
-                label="test error (at each new best)",
-            )
-    ax_err.set_ylabel("error (%)")
-
-    # -- the best model and the stopping point ----------------------------------
-    best = history.best
-    if best is not None and math.isfinite(best.valid_error):
-        x, y = best.iteration, 100 * best.valid_error
-        ax_err.plot(
-            [x],
-            [y],
-            ls="none",
-            marker="*",
-            ms=15,
-            color=COLORS["best"],
-            mec="black",
-            mew=0.6,
-            zorder=5,
-            gid="best",
-        )
-    stopped_at = getattr(history, "stopped_at", -1)
-    if stopped_at is not None and stopped_at >= 0:
-        for axes in (ax_cost,) if one_axes else (ax_cost, ax_err):
-            axes.axvline(stopped_at, color=COLORS["stop"], ls="--", lw=1.0, zorder=1)
-        # A proxy line for the legend, so the stop is explained once.
-        ax_cost.plot(
-            [], [], color=COLORS["stop"], ls="--", lw=1.0, label=f"training stopped (it. {stopped_at})"
-        )
-
-    # -- axes, legends, title ---------------------------------------------------
-    if not records and not costs.size:
-        ax_err.text(
-            0.5, 0.5, "no training recorded", transform=ax_err.transAxes, ha="center", color="#777777"
-        )
-        ax_err.set_ylim(0, 100)
-    ax_err.set_xlabel("iteration (minibatch updates)")
-    # Iterations are whole numbers: integer ticks, written 2,500,000 rather than 2.5 with "1e6" aside.
-    for axes in (ax_cost, ax_err):
-        axes.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
-        axes.xaxis.set_major_formatter(mpl.ticker.StrMethodFormatter("{x:,.0f}"))
-    ax_err.margins(y=0.08)
-    shown = np.concatenate([valid, test if show_test else []])
-    shown = shown[np.isfinite(shown)]
-    if shown.size and np.ptp(shown) < 2.0:
-        # (Nearly) one value: give the scale a range of a few points around it.
-        ax_err.set_ylim(max(0.0, shown.min() - 1.5), shown.max() + 1.5)
-    if not records or len(set(iterations.tolist())) == 1:
-        # One point gives Matplotlib no range to scale to: give it one.
-        last = max([stopped_at or 0, costs.size - 1, *iterations.tolist(), 1])
-        ax_err.set_xlim(-0.02 * last, 1.05 * last)
-    if best is not None and math.isfinite(best.valid_error):
-        # Now that the scales are fixed, write the best result where it hides no data.
-        text = f"best: {100 * best.valid_error:.2f}% valid at it. {best.iteration}"
-        if show_test and best.test_error is not None and math.isfinite(best.test_error):
-            text += f"\ntest error there: {100 * best.test_error:.2f}%"
-        series = [(ax_err, iterations, valid)]
-        if show_test:
-            measured = np.isfinite(test)
-            series.append((ax_err, *_steps(iterations[measured], test[measured])))
-        if one_axes and costs.size:
-            # The cost curve shares this panel: keep off it too (a few hundred points of it).
-            every = max(1, costs.size // 300)
-            series.append((ax_cost, np.arange(costs.size)[::every], costs[::every]))
-        _annotate_best(ax_err, best.iteration, 100 * best.valid_error, text, series)
-    if one_axes:
-        # Both scales share one panel: the legend goes underneath, out of the way.
-        ax_cost.set_xlabel("iteration (minibatch updates)")
-        handles = ax_cost.get_legend_handles_labels()[0] + ax_err.get_legend_handles_labels()[0]
-        ax_cost.legend(
-            handles=handles,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.16),
-            ncols=3,
-            frameon=False,
-            fontsize=8,
-        )
-    else:
-        # The cost falls, so its upper right is free.  The errors may end
-        # anywhere: let Matplotlib find the emptiest corner (few points, cheap).
-        if ax_cost.get_legend_handles_labels()[0]:
-            ax_cost.legend(loc="upper right")
-        if ax_err.get_legend_handles_labels()[0]:
-            ax_err.legend(loc="best")
-        if ax is None and n_batches > 0:
-            # "iteration it is done" means (it + 1) / n_train_batches epochs are done.
-            epochs = ax_cost.secondary_xaxis(
-                "top", functions=(lambda it: (it + 1) / n_batches, lambda ep: ep * n_batches - 1)
-            )
-            epochs.set_xlabel("epoch", fontsize=8.5, color="#555555")
-            epochs.tick_params(labelsize=8, colors="#555555")
-
-    heading = title if title is not None else "Learning curves"
-    context = _run_context(history)
-    if context:
-        joined = f"{heading}  —  {context}"
-        heading = (
-            joined if len(joined) <= 95 else heading + "\n" + textwrap.shorten(context, 110, placeholder=" …")
-        )
-    ax_cost.set_title(heading)
+    layout = "new" if ax is None else "pair" if isinstance(ax, (tuple, list, np.ndarray)) else "one"
+    _plot_costs(ax_cost, history, smoothing)
+    shown = _plot_errors(ax_err, history, show_test)
+    _mark_stop(ax_cost, ax_err, history, layout)
+    _set_scales(ax_cost, ax_err, history, shown)
+    _add_legends(ax_cost, ax_err, history, layout)
+    ax_cost.set_title(_heading(title, history))
     return fig
 
 
@@ -472,11 +425,11 @@ def _as_images(X, img_shape) -> np.ndarray:
     if X.ndim == 3 and X.shape[1:] == (height, width):
         return X.astype(float)
     if X.ndim != 2:
-        raise ValueError(
+        raise InvalidParameterError(
             f"X must hold one image per row, shape (n_images, {height * width}); got shape {X.shape}."
         )
     if X.shape[1] != height * width:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Each row of X must have {height}*{width}={height * width} pixels for img_shape={tuple(img_shape)}; "
             f"X has rows of {X.shape[1]}."
         )
@@ -488,6 +441,7 @@ def scale_to_unit_interval(image) -> np.ndarray:
 
     A constant image has no range to stretch: it maps to all zeros instead
     of a division by zero.  NaNs are ignored and come out as 0.
+    See ``book/dataset.ipynb``.
     """
     image = np.asarray(image, dtype=float)
     finite = np.isfinite(image)
@@ -514,7 +468,7 @@ def _mosaic(images, tile_shape, tile_spacing, fill=np.nan) -> np.ndarray:
     rows, cols = (int(t) for t in tile_shape)
     space_y, space_x = (int(s) for s in tile_spacing)
     if rows < 1 or cols < 1 or space_y < 0 or space_x < 0:
-        raise ValueError(
+        raise InvalidParameterError(
             f"tile_shape must be positive and tile_spacing >= 0; got {tile_shape}, {tile_spacing}."
         )
     # (image size + gap) per tile, minus the gap after the last tile.
@@ -572,6 +526,7 @@ def tile_raster_images(
     numpy.ndarray of uint8, shape ``((height + gap) * rows - gap, (width + gap) * cols - gap)``
         0 is black, 255 white.  Image ``k`` is at grid row ``k // cols``,
         column ``k % cols``, with its values rounded to the nearest 1/255.
+    Taught in ``book/dataset.ipynb``.
     """
     mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
     return np.round(np.nan_to_num(mosaic, nan=0.0) * 255).astype(np.uint8)
@@ -603,18 +558,24 @@ def show_tiles(
     stand apart whatever their own background.  ``labels`` (one string per
     image) are written under the images, ``row_labels`` (one per row of the
     grid) to the left of the rows.  Returns the Figure.
+    Taught in ``book/dataset.ipynb``.
     """
     H, W = img_shape
     if labels is not None:
         labels = list(labels)
         if len(labels) != len(X):
-            raise ValueError(f"Expected one label per image ({len(X)}); got {len(labels)}.")
+            raise InvalidParameterError(f"Expected one label per image ({len(X)}); got {len(labels)}.")
         tile_spacing = (max(tile_spacing[0], 12), tile_spacing[1])  # room for a line of text under each row
     mosaic = _tiles_in_unit_interval(X, img_shape, tile_shape, tile_spacing, scale_rows_to_unit_interval)
     row_step, col_step = H + tile_spacing[0], W + tile_spacing[1]
-    n_rows, n_cols = (mosaic.shape[0] + tile_spacing[0]) // row_step, (mosaic.shape[1] + tile_spacing[1]) // col_step
+    n_rows, n_cols = (
+        (mosaic.shape[0] + tile_spacing[0]) // row_step,
+        (mosaic.shape[1] + tile_spacing[1]) // col_step,
+    )
     if row_labels is not None and len(row_labels) != n_rows:
-        raise ValueError(f"Expected one row label per row of the grid ({n_rows}); got {len(row_labels)}.")
+        raise InvalidParameterError(
+            f"Expected one row label per row of the grid ({n_rows}); got {len(row_labels)}."
+        )
     # The same rounding as tile_raster_images, so the picture shows exactly its pixels.
     pixels = np.ma.masked_invalid(np.round(mosaic * 255))
     if ax is None:
@@ -680,19 +641,20 @@ def show_weights(
         strongest opposite one).  Default: the largest ``abs(W)``.
 
     Returns the Figure.
+    Taught in ``book/regularization.ipynb``.
     """
     W = np.asarray(W.get_value() if hasattr(W, "get_value") else W, dtype=float)
     height, width = (int(s) for s in img_shape)
     if W.ndim != 2 or W.shape[0] != height * width:
-        raise ValueError(
+        raise InvalidParameterError(
             f"W must have shape ({height * width}, n_units): one column of {height}x{width} weights per unit; "
             f"got shape {W.shape}. (For a matrix stored the other way round, pass W.T.)"
         )
     k = W.shape[1]
     if k == 0:
-        raise ValueError("W has no columns: there are no weight vectors to show.")
+        raise InvalidParameterError("W has no columns: there are no weight vectors to show.")
     if class_names is not None and len(class_names) != k:
-        raise ValueError(f"class_names has {len(class_names)} names for {k} columns of W.")
+        raise InvalidParameterError(f"class_names has {len(class_names)} names for {k} columns of W.")
     images = W.T.reshape(k, height, width)
     finite = np.abs(W[np.isfinite(W)])
     limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -701,46 +663,51 @@ def show_weights(
     colormap = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
 
     if ax is not None or k > max_panels:
-        # Everything in one image.  The gaps are dark grey: white would look
-        # like weights of zero.
-        rows, cols = _tile_shape_for(k)
-        mosaic = _mosaic(images, (rows, cols), tile_spacing)
-        if ax is None:
-            side = min(5.6, max(2.5, mosaic.shape[1] / 50))  # the image's width, in inches
-            size = (side + 1.3, side * mosaic.shape[0] / mosaic.shape[1] + 0.45)
-            fig, ax = plt.subplots(figsize=size, layout="constrained")
-        else:
-            fig = _root_figure(ax)
-        shown = ax.imshow(
-            np.ma.masked_invalid(mosaic),
-            cmap=colormap.with_extremes(bad="#505050"),
-            norm=norm,
-            interpolation="nearest",
-        )
-        ax.set_axis_off()
-        fig.colorbar(shown, ax=ax, shrink=0.9, label="weight", aspect=30)
-        ax.set_title(title if title is not None else f"Weights of {k} units")
-        return fig
+        return _weights_in_one_image(images, ax, norm, colormap, tile_spacing, title)
+    return _weights_one_panel_each(images, fig, norm, colormap, ncols, class_names, title)
 
-    # One panel per column.  The panels are placed by hand, in inches, rather
-    # than by a layout engine: images of fixed aspect plus a shared colour bar
-    # make Matplotlib's constrained layout move a little at every draw, and a
-    # saved figure should not depend on how often it was drawn before.
+
+def _weights_in_one_image(images, ax, norm, colormap, tile_spacing, title):
+    """All the weight images tiled in one picture.  The gaps are dark grey: white would look like weights of zero."""
+    k = len(images)
+    mosaic = _mosaic(images, _tile_shape_for(k), tile_spacing)
+    if ax is None:
+        side = min(5.6, max(2.5, mosaic.shape[1] / 50))  # the image's width, in inches
+        size = (side + 1.3, side * mosaic.shape[0] / mosaic.shape[1] + 0.45)
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    else:
+        fig = _root_figure(ax)
+    masked = np.ma.masked_invalid(mosaic)
+    shown = ax.imshow(masked, cmap=colormap.with_extremes(bad="#505050"), norm=norm, interpolation="nearest")
+    ax.set_axis_off()
+    fig.colorbar(shown, ax=ax, shrink=0.9, label="weight", aspect=30)
+    ax.set_title(title if title is not None else f"Weights of {k} units")
+    return fig
+
+
+def _weights_one_panel_each(images, fig, norm, colormap, ncols, class_names, title):
+    """One labelled panel per weight image, and one colour bar.
+
+    The panels are placed by hand, in inches, rather than by a layout engine:
+    images of fixed aspect plus a shared colour bar make Matplotlib's
+    constrained layout move a little at every draw, and a saved figure should
+    not depend on how often it was drawn before.
+    """
+    k = len(images)
     ncols = max(1, min(int(ncols), k))
     nrows = math.ceil(k / ncols)
     margin, gap, label, heading = 0.08, 0.12, 0.28, 0.3  # inches
     colorbar_room = 0.25 + 0.14 + 0.7  # gap, bar, tick labels and "weight"
     if fig is None:
         panel = (BOOK_WIDTH - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols
-        height = heading + nrows * (label + panel) + (nrows - 1) * gap + margin
-        fig = plt.figure(figsize=(BOOK_WIDTH, height))
+        fig = plt.figure(figsize=(BOOK_WIDTH, heading + nrows * (label + panel) + (nrows - 1) * gap + margin))
     fig_w, fig_h = fig.bbox.width / fig.dpi, fig.bbox.height / fig.dpi
     panel = min(
         (fig_w - 2 * margin - (ncols - 1) * gap - colorbar_room) / ncols,
         (fig_h - heading - margin - nrows * label - (nrows - 1) * gap) / nrows,
     )
     if panel <= 0:
-        raise ValueError(f"The figure ({fig_w:.1f} x {fig_h:.1f} in) is too small for {k} panels.")
+        raise InvalidParameterError(f"The figure ({fig_w:.1f} x {fig_h:.1f} in) is too small for {k} panels.")
 
     def rect(left, top, width, height):  # inches from the top left -> figure fractions
         return [left / fig_w, 1 - (top + height) / fig_h, width / fig_w, height / fig_h]
@@ -757,14 +724,8 @@ def show_weights(
     grid_height = nrows * (label + panel) + (nrows - 1) * gap - label
     colorbar_ax = fig.add_axes(rect(grid_right + 0.25, heading + label, 0.14, grid_height))
     fig.colorbar(shown, cax=colorbar_ax, label="weight")
-    fig.suptitle(
-        title if title is not None else "Weights of each class (red: for, blue: against)",
-        x=margin / fig_w,
-        y=1 - 0.08 / fig_h,
-        ha="left",
-        va="top",
-        fontsize=10.5,
-    )
+    title = title if title is not None else "Weights of each class (red: for, blue: against)"
+    fig.suptitle(title, x=margin / fig_w, y=1 - 0.08 / fig_h, ha="left", va="top", fontsize=10.5)
     return _root_figure(colorbar_ax)
 
 
@@ -774,18 +735,18 @@ def show_weights(
 def _as_labels(y, name) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ValueError(f"{name} must be a 1-d array of class labels; got shape {y.shape}.")
+        raise InvalidParameterError(f"{name} must be a 1-d array of class labels; got shape {y.shape}.")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         if y.dtype == bool or not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
-            raise ValueError(f"{name} must hold integer class labels; got dtype {y.dtype}.")
+            raise InvalidParameterError(f"{name} must hold integer class labels; got dtype {y.dtype}.")
         if not np.all(y == np.round(y)):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"{name} must hold integer class labels; got non-integer values such as {y[y != np.round(y)][0]}. "
                 "(Pass the predicted classes, e.g. probabilities.argmax(axis=1), not probabilities.)"
             )
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
-        raise ValueError(f"Class labels must be >= 0; {name} contains {y.min()}.")
+        raise InvalidParameterError(f"Class labels must be >= 0; {name} contains {y.min()}.")
     return y
 
 
@@ -806,10 +767,11 @@ def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape (n_classes, n_classes)
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     if len(y_true) != len(y_pred):
-        raise ValueError(
+        raise InvalidParameterError(
             f"y_true and y_pred must have one label per example each; got {len(y_true)} and {len(y_pred)}."
         )
     largest = int(max(y_true.max(initial=-1), y_pred.max(initial=-1)))
@@ -817,13 +779,23 @@ def confusion_matrix(y_true, y_pred, n_classes=None) -> np.ndarray:
         n_classes = largest + 1
     n_classes = int(n_classes)
     if largest >= n_classes:
-        raise ValueError(
+        raise InvalidParameterError(
             f"Label {largest} is out of range for n_classes={n_classes} (labels are 0..n_classes-1)."
         )
     # Each pair (i, j) gets its own number i * n + j; counting those numbers
     # counts the pairs, in one pass and without a Python loop.
     counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes)
     return counts.reshape(n_classes, n_classes)
+
+
+def _write_cells(ax, image, counts, values, normalize) -> None:
+    """The count (or percentage) in each cell, grey for zero, black or white by the cell's brightness."""
+    n = len(counts)
+    fontsize = 8.5 if n <= 12 else max(5.0, 8.5 - 0.25 * (n - 12))
+    for (i, j), value in np.ndenumerate(values):
+        text = f"{value:.1f}" if normalize else f"{counts[i, j]:d}"
+        color = "#B0B0B0" if counts[i, j] == 0 else _text_color(image.cmap(image.norm(value)))
+        ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=color)
 
 
 def _text_color(rgba) -> str:
@@ -852,13 +824,14 @@ def plot_confusion_matrix(
     cmap : colour map for the cells.
 
     Returns the Figure.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     if class_names is not None and n_classes is None:
         n_classes = len(class_names)
     counts = confusion_matrix(y_true, y_pred, n_classes)
     n = counts.shape[0]
     if class_names is not None and len(class_names) != n:
-        raise ValueError(f"class_names has {len(class_names)} names for {n} classes.")
+        raise InvalidParameterError(f"class_names has {len(class_names)} names for {n} classes.")
     names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(n)]
     if normalize:
         totals = counts.sum(axis=1, keepdims=True)
@@ -877,23 +850,8 @@ def plot_confusion_matrix(
     cbar = fig.colorbar(image, ax=ax, shrink=0.8)
     cbar.set_label("% of the true class" if normalize else "number of examples")
 
-    # The numbers, if there is room for them.
-    if n <= 30:
-        fontsize = 8.5 if n <= 12 else max(5.0, 8.5 - 0.25 * (n - 12))
-        for i in range(n):
-            for j in range(n):
-                text = f"{values[i, j]:.1f}" if normalize else f"{counts[i, j]:d}"
-                zero = counts[i, j] == 0
-                ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    color="#B0B0B0" if zero else _text_color(image.cmap(image.norm(values[i, j]))),
-                )
-
+    if n <= 30:  # the numbers, if there is room for them
+        _write_cells(ax, image, counts, values, normalize)
     ax.set_xticks(range(n), names)
     ax.set_yticks(range(n), names)
     if names and max(len(name) for name in names) > 3:
@@ -951,29 +909,16 @@ def save_figure(fig, path, dpi=150, **savefig_kwargs) -> Path:
     ``path`` gets a ``.png`` suffix if it has none; other formats are
     refused.  Extra keyword arguments go to ``fig.savefig``.  Returns the
     path written.
+    Taught in ``book/saving_and_plotting.ipynb``.
     """
     path = Path(path)
     if path.suffix == "":
         path = path.with_name(path.name + ".png")
     if path.suffix.lower() != ".png":
-        raise ValueError(f"save_figure writes PNG files; got {path.name!r}. Use a name ending in .png.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+        raise InvalidParameterError(
+            f"save_figure writes PNG files; got {path.name!r}. Use a name ending in .png."
+        )
     options = {"dpi": dpi, "bbox_inches": "tight", "pad_inches": 0.05, **savefig_kwargs, "format": "png"}
     options["metadata"] = {"Software": None, **savefig_kwargs.get("metadata", {})}
-    data = _render_png(fig, options)  # before any file is made: a failure here leaves nothing behind
-    # O_EXCL: fail rather than write into a file that already exists.  Mode
-    # 0o666 minus the user's umask gives the permissions any new file gets
-    # (tempfile.mkstemp would make it readable by its owner only).
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    # Drawn before any file is made: a failure while drawing leaves nothing behind.
+    return write_atomically(path, _render_png(fig, options))

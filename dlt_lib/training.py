@@ -1,16 +1,23 @@
 """One early-stopping trainer for every model in the book.
 
-The tutorials copy the same training loop into each script.  Here it lives
-once, in two parts you can read separately:
+The tutorials copy the same ~40-line training loop into each script
+(``logistic_sgd.py``, ``mlp.py``, ``convolutional_mlp.py``).  Here it lives
+once, in pieces you can read separately:
 
 :class:`EarlyStopping`
     the *patience* rule of the tutorials, line for line, as a small object
     that is told each validation result and answers "new best?" and "stop?".
+:class:`MinibatchFeed`
+    the training set as the compiled step sees it: minibatches in shared
+    variables (:func:`dlt_lib.data.shared_dataset`), in the tutorials' fixed
+    order or shuffled each epoch, all of them or a chunk at a time.
+:func:`compile_updates`
+    the training step: an update rule from :mod:`dlt_lib.updates` compiled
+    over those minibatches, callable as ``runner(first_iteration, n)``.
 :func:`train`
-    compiles the training step, feeds it minibatches by index from shared
-    variables, validates every ``validation_frequency`` minibatches, keeps the
-    best parameters, measures the test error at each new best, and returns a
-    :class:`History` for plotting.
+    the loop: run updates, validate every ``validation_frequency`` updates,
+    keep the best parameters (measuring the test error at each new best),
+    stop when the patience runs out, and return a :class:`History`.
 
 Speed note (how the updates are run).  At batch size 20 an epoch is 2,500
 updates of a few microseconds each, so the cost of *calling* the compiled step
@@ -22,25 +29,49 @@ function costs far more, so in Numba mode one compiled call runs a whole
 *chunk* of updates (a ``pytensor.scan`` over minibatch indices) between two
 validations.  JAX mode needs static loop lengths, so it calls the step too.
 The updates done are the same in every case (``benchmarks/README.md``).
+
+Taught in ``book/early_stopping.ipynb`` (the loop and the patience rule) and
+``book/gradient_descent.ipynb`` (minibatches, update rules).
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
+from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
-from dlt_lib import backend
+from dlt_lib import backend, checkpoint, data
 from dlt_lib import updates as update_rules
+from dlt_lib.validation import InvalidParameterError, check_scalar
+
+__all__ = [
+    "EarlyStopping",
+    "History",
+    "MinibatchFeed",
+    "TrainingDiverged",
+    "UpdateRunner",
+    "ValidationRecord",
+    "compile_updates",
+    "restore_training_state",
+    "save_training_state",
+    "scans_by_default",
+    "train",
+    "training_cost",
+]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training cost became NaN or infinite."""
+    """The training cost became NaN or infinite.  See ``book/early_stopping.ipynb``."""
 
 
 # ----------------------------------------------------------------------------
@@ -48,14 +79,15 @@ class TrainingDiverged(FloatingPointError):
 # ----------------------------------------------------------------------------
 @dataclass
 class EarlyStopping:
-    """The tutorials' early-stopping rule.
+    """The tutorials' early-stopping rule (book/early_stopping.ipynb).
 
     Iterations (minibatch updates) are counted from 0.  After iteration
-    ``it`` the validation error is measured when ``(it + 1) % validation_frequency == 0``.
-    A result below ``best * improvement_threshold`` is a *significant*
-    improvement and extends the patience to ``max(patience, it * patience_increase)``;
-    any result below ``best`` becomes the new best.  Training stops after the
-    first iteration ``it`` with ``patience <= it``.
+    ``it``, the validation error is measured when
+    ``(it + 1) % validation_frequency == 0``.  A result below
+    ``best * improvement_threshold`` is a *significant* improvement: it
+    extends the patience to ``max(patience, it * patience_increase)``.
+    Any result below ``best`` becomes the new best.  Training stops
+    after the first iteration ``it`` with ``patience <= it``.
     """
 
     patience: float = 5000
@@ -65,22 +97,30 @@ class EarlyStopping:
     best_iteration: int = -1
 
     def __post_init__(self):
-        if self.patience < 1:
-            raise ValueError(f"patience must be at least 1 minibatch; got {self.patience}.")
-        if self.patience_increase < 1:
-            raise ValueError(f"patience_increase must be >= 1 (a factor); got {self.patience_increase}.")
-        if not 0 < self.improvement_threshold <= 1:
-            raise ValueError(f"improvement_threshold must be in (0, 1]; got {self.improvement_threshold}.")
+        # Checked here, a bad value is a clear error, not a strange run.
+        check_scalar(self.patience, "patience", min_val=1)
+        check_scalar(self.patience_increase, "patience_increase", min_val=1)
+        check_scalar(
+            self.improvement_threshold,
+            "improvement_threshold",
+            min_val=0,
+            max_val=1,
+            include_boundaries="right",
+        )
 
     def validation_frequency(self, n_train_batches: int) -> int:
-        """``min(n_train_batches, patience // 2)``: validate at least twice before patience runs out."""
+        """Validate at least twice before the patience runs out."""
         return max(1, min(int(n_train_batches), int(self.patience // 2)))
 
     def update(self, iteration: int, validation_loss: float) -> bool:
-        """Record a validation result; return True when it is a new best."""
+        """Record a validation result; return True at a new best."""
         if validation_loss < self.best_loss:
-            if validation_loss < self.best_loss * self.improvement_threshold:
-                self.patience = max(self.patience, iteration * self.patience_increase)
+            significant = self.best_loss * self.improvement_threshold
+            if validation_loss < significant:
+                self.patience = max(
+                    self.patience,
+                    iteration * self.patience_increase,
+                )
             self.best_loss = float(validation_loss)
             self.best_iteration = int(iteration)
             return True
@@ -91,7 +131,7 @@ class EarlyStopping:
         return self.patience <= iteration
 
     def stop_iteration(self) -> int:
-        """The first iteration after which :meth:`should_stop` is true, given the patience now."""
+        """The first iteration at which :meth:`should_stop` is true."""
         return max(0, math.ceil(self.patience))
 
 
@@ -100,6 +140,11 @@ class EarlyStopping:
 # ----------------------------------------------------------------------------
 @dataclass
 class ValidationRecord:
+    """One validation: what :func:`train` passes to ``on_validation`` and keeps in :attr:`History.records`.
+
+    Taught in ``book/early_stopping.ipynb``.
+    """
+
     iteration: int  # 0-based index of the minibatch update just done
     epoch: int  # 1-based
     train_cost: float  # mean training cost (regularised) since the previous validation
@@ -113,7 +158,7 @@ class ValidationRecord:
 
 @dataclass
 class History:
-    """Everything a run measured, in a form the plots and the book read."""
+    """Everything a run measured, in a form the plots and the book read.  Taught in ``book/early_stopping.ipynb``."""
 
     records: list = field(default_factory=list)
     train_costs: list = field(default_factory=list)  # one per minibatch update
@@ -126,6 +171,7 @@ class History:
     compile_seconds: float = 0.0
     mode: str = ""
     data_source: str = ""
+    shuffle: int | None = None  # the seed of the per-epoch order; None: the tutorials' fixed order
 
     @property
     def best(self) -> ValidationRecord | None:
@@ -151,6 +197,13 @@ class History:
         d["train_costs"] = [float(c) for c in self.train_costs]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        known = {f.name for f in fields(cls)}
+        history = cls(**{k: v for k, v in d.items() if k in known})
+        history.records = [ValidationRecord(**r) for r in history.records]
+        return history
+
     def summary(self) -> str:
         b = self.best
         if b is None:
@@ -163,146 +216,240 @@ class History:
 
 
 # ----------------------------------------------------------------------------
-# Compiling
+# The minibatches
 # ----------------------------------------------------------------------------
-def _as_minibatches(X, y, batch_size):
-    """Store the training set as ``(n_batches, batch_size, ...)`` shared variables.
+class MinibatchFeed:
+    """The training set as the compiled step reads it: minibatches in shared variables.
 
-    Minibatch ``i`` is then ``X3[i]``: a contiguous block (faster for the BLAS
-    than a strided slice) whose shape is known when compiling (JAX needs that).
-    The last ``n % batch_size`` examples are left out, as in the tutorials.
+    The shared variables come from :func:`dlt_lib.data.shared_dataset` with
+    ``batch_size``, so that minibatch ``i`` is the block ``X[i]``: the same
+    rows as the tutorials' slice ``X[i * batch_size:(i + 1) * batch_size]``,
+    contiguous, and of a size known when compiling (JAX needs that).  The
+    last ``n % batch_size`` examples of an epoch are left out, as in the
+    tutorials.
+
+    ``shuffle=None`` (the default) visits the examples in the same, stored
+    order every epoch, as the tutorials do; an integer seed gives each epoch
+    its own random order (the same for the same seed and epoch, so a resumed
+    run goes on exactly as it would have).
+
+    ``chunk_size=None`` keeps every minibatch in the shared variables; a
+    number keeps only a chunk of that many consecutive minibatches, and the
+    next chunk replaces it (``set_value``) when the updates reach it: the
+    tutorials' advice for data larger than the device's memory.
+    Taught in ``book/dataset.ipynb`` (shared variables) and ``book/backends.ipynb``.
     """
-    n_batches = len(X) // batch_size
-    floatX = pytensor.config.floatX
-    X3 = np.ascontiguousarray(
-        np.asarray(X[: n_batches * batch_size], dtype=floatX).reshape(n_batches, batch_size, -1)
-    )
-    y3 = np.asarray(y[: n_batches * batch_size], dtype="int32").reshape(n_batches, batch_size)
-    sX = pytensor.shared(X3, name="train_X", shape=X3.shape, borrow=True)
-    sy = pytensor.shared(y3, name="train_y", shape=y3.shape, borrow=True)
-    return sX, sy, n_batches
+
+    def __init__(self, X, y, batch_size, *, shuffle=None, chunk_size=None, mode=None):
+        hint = f"A minibatch must fit in the {len(X)} training examples."
+        check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1, max_val=len(X), hint=hint)
+        if shuffle is not None:
+            check_scalar(shuffle, "shuffle", numbers.Integral, min_val=0, hint="Pass a seed, or None.")
+        if chunk_size is not None:
+            check_scalar(chunk_size, "chunk_size", numbers.Integral, min_val=1, hint="It counts minibatches.")
+        self.X, self.y = np.asarray(X), np.asarray(y)
+        self.batch_size, self.shuffle, self.mode = int(batch_size), shuffle, mode
+        self.n_batches = len(X) // self.batch_size  # per epoch
+        self.chunk_size = min(chunk_size or self.n_batches, self.n_batches)  # minibatches held at a time
+        n = self.chunk_size * self.batch_size
+        if shuffle is None and self.chunk_size == self.n_batches:
+            first = (X[:n], y[:n])  # stored once, never changed
+        else:  # buffers of our own, refilled in place: the caller's arrays are never written to
+            self._buffers = (np.empty((n, np.shape(X)[1]), pytensor.config.floatX), np.empty(n, "int32"))
+            first = self._fill(0, 0)
+        self.shared = data.shared_dataset(first, batch_size=self.batch_size, name="train")
+        backend.place_on_device([self.shared.X, self.shared.y], mode)
+        self._loaded = (0, 0)  # (epoch, chunk) in the shared variables
+
+    def minibatch(self, index):
+        """The symbolic ``(X, y)`` of minibatch ``index`` of the chunk in memory."""
+        return self.shared.minibatch(index)
+
+    def refill(self, X, y, shuffle=None) -> None:
+        """Feed other arrays of the same shapes (and another shuffle seed) to the same compiled step."""
+        if np.shape(X) != self.X.shape or np.shape(y) != self.y.shape:
+            raise InvalidParameterError(
+                f"refill needs arrays of the shapes this feed was built for, {self.X.shape} and {self.y.shape}; "
+                f"got {np.shape(X)} and {np.shape(y)}. Build a new feed (compile again) for other shapes."
+            )
+        if (shuffle is None) != (self.shuffle is None):
+            raise InvalidParameterError("refill cannot turn shuffling on or off: build a new feed for that.")
+        if X is self.X and y is self.y and shuffle == self.shuffle:
+            return  # the same data in the same order: what is loaded stays right
+        self.X, self.y, self.shuffle, self._order = np.asarray(X), np.asarray(y), shuffle, (None,)
+        if hasattr(self, "_buffers"):
+            self._loaded = None  # the next load() fills the buffers from the new arrays
+            return
+        n = self.n_batches * self.batch_size
+        split = data.shared_dataset((self.X[:n], self.y[:n]), batch_size=self.batch_size)
+        self.shared.X.set_value(split.X.get_value(borrow=True), borrow=True)
+        self.shared.y.set_value(split.y.get_value(borrow=True), borrow=True)
+        backend.place_on_device([self.shared.X, self.shared.y], self.mode)
+
+    def load(self, iteration: int) -> int:
+        """Put the chunk holding update ``iteration``'s minibatch in the shared variables; return its index there."""
+        epoch, batch = divmod(iteration, self.n_batches)
+        chunk, index = divmod(batch, self.chunk_size)
+        key = (epoch if self.shuffle is not None else 0, chunk)
+        if key != self._loaded:
+            X, y = self._fill(*key)
+            shape = self.shared.X.type.shape
+            self.shared.X.set_value(X.reshape(shape), borrow=True)
+            self.shared.y.set_value(y.reshape(shape[:2]), borrow=True)
+            backend.place_on_device([self.shared.X, self.shared.y], self.mode)
+            self._loaded = key
+        return index
+
+    def chunk_end(self, iteration: int) -> int:
+        """The last update of the chunk that update ``iteration`` belongs to."""
+        epoch, batch = divmod(iteration, self.n_batches)
+        last = min((batch // self.chunk_size + 1) * self.chunk_size, self.n_batches) - 1
+        return epoch * self.n_batches + last
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The examples in the order epoch ``epoch`` (from 0) visits them."""
+        if self.shuffle is None:
+            return np.arange(len(self.X))
+        if getattr(self, "_order", (None,))[0] != epoch:  # one permutation per epoch, not per chunk
+            self._order = (epoch, np.random.default_rng([self.shuffle, epoch]).permutation(len(self.X)))
+        return self._order[1]
+
+    def _fill(self, epoch, chunk):
+        """The buffers, holding chunk ``chunk`` of epoch ``epoch`` (a short last chunk leaves stale rows)."""
+        start = chunk * self.chunk_size * self.batch_size
+        stop = min(start + self.chunk_size * self.batch_size, self.n_batches * self.batch_size)
+        X, y = self._buffers
+        if self.shuffle is None:  # a slice: a plain copy
+            X[: stop - start], y[: stop - start] = self.X[start:stop], self.y[start:stop]
+        else:
+            rows = self.order(epoch)[start:stop]
+            if self.X.dtype == X.dtype:  # straight into the buffer, without a temporary copy
+                np.take(self.X, rows, axis=0, out=X[: len(rows)], mode="clip")
+            else:
+                X[: len(rows)] = self.X[rows]
+            y[: len(rows)] = self.y[rows]
+        return X, y
 
 
-def evaluator(model, y, X, Y, name, mode_name):
-    """A function ``() -> (error rate, mean NLL)`` over *every* example of ``(X, Y)``.
-
-    The set is stored once in shared variables (with static shapes: JAX
-    compiles for fixed sizes) and evaluated in one call, or, for a model with
-    an ``eval_batch_size`` (LeNet), in chunks of that size plus one chunk for
-    the rest: a convolutional network on a whole 10,000-image set at once would
-    hold gigabytes of intermediate results.  Unlike the tutorials, which
-    average over full minibatches only, no example is left out.
-    """
-    n = len(X)
-    size = getattr(model, "eval_batch_size", None) or n
-    n_full = n // size
-    floatX, pmode = pytensor.config.floatX, backend.get_mode(mode_name)
-    parts = []
-    for lo, hi, count in ((0, n_full * size, n_full), (n_full * size, n, 1)):
-        if hi <= lo:
-            continue
-        rows = (hi - lo) // count
-        X3 = np.ascontiguousarray(np.asarray(X[lo:hi], dtype=floatX).reshape(count, rows, -1))
-        Y3 = np.asarray(Y[lo:hi], dtype="int32").reshape(count, rows)
-        sX = pytensor.shared(X3, name=f"{name}_X", shape=X3.shape, borrow=True)
-        sY = pytensor.shared(Y3, name=f"{name}_y", shape=Y3.shape, borrow=True)
-        backend.place_on_device([sX, sY], mode_name)
-        index = pt.lscalar("index")
-        weight = np.asarray(rows, dtype=floatX)  # means back to sums, to average over all n
-        fn = pytensor.function(
-            [index],
-            [model.errors(y) * weight, model.negative_log_likelihood(y) * weight],
-            givens={model.input: sX[index], y: sY[index]},
-            mode=pmode,
-        )
-        parts.append((fn, count))
-
-    def evaluate():
-        errors = nll = 0.0
-        for fn, count in parts:
-            for i in range(count):
-                chunk_errors, chunk_nll = fn(i)
-                errors, nll = errors + float(chunk_errors), nll + float(chunk_nll)
-        return errors / n, nll / n
-
-    return evaluate
-
-
+# ----------------------------------------------------------------------------
+# The training step
+# ----------------------------------------------------------------------------
 def training_cost(model, y, l1=0.0, l2=0.0):
-    """``NLL + l1 * L1 + l2 * L2_sqr``: the regularised loss of the tutorials."""
+    """``NLL + l1 * L1 + l2 * L2_sqr``: the regularised loss of the tutorials.
+
+    ``l1`` and ``l2`` are numbers (a penalty of 0 is left out) or symbolic
+    scalars such as shared variables.  Taught in ``book/regularization.ipynb``.
+    """
     cost = model.negative_log_likelihood(y)
-    if l1:
-        cost = cost + np.asarray(l1, dtype=pytensor.config.floatX) * model.L1
-    if l2:
-        cost = cost + np.asarray(l2, dtype=pytensor.config.floatX) * model.L2_sqr
+    for weight, penalty in ((l1, model.L1), (l2, model.L2_sqr)):
+        if isinstance(weight, Variable):
+            cost = cost + pt.cast(weight, pytensor.config.floatX) * penalty
+        elif weight:
+            cost = cost + np.asarray(weight, dtype=pytensor.config.floatX) * penalty
     return cost
 
 
-class UpdateRunner:
-    """Runs ``n`` consecutive minibatch updates starting at minibatch ``start``: ``runner(start, n)``.
+def _check_numbers(learning_rate, l1, l2) -> None:
+    update_rules.check_learning_rate(learning_rate)
+    for name, value in (("l1", l1), ("l2", l2)):
+        if not isinstance(value, Variable):
+            check_scalar(value, name, min_val=0, hint="It is the weight of a penalty; 0 turns it off.")
 
-    Keeps what it was built from: ``cost``, the label variable ``y``, the
-    ``update_list`` (whose extra shared variables are the optimizer's state)
-    and ``n_batches``, the number of minibatches in an epoch.
+
+def _shared_scalar(value, name):
+    """A number as a floatX shared scalar: a step compiled with it serves every value (no new C module)."""
+    if isinstance(value, Variable) or not value:
+        return value
+    return pytensor.shared(np.asarray(value, dtype=pytensor.config.floatX), name=name)
+
+
+class UpdateRunner:
+    """Runs minibatch updates: ``runner(start, n)`` does updates ``start .. start + n - 1``.
+
+    Updates are counted from 0 over all epochs (update ``it`` is minibatch
+    ``it % n_batches`` of epoch ``it // n_batches``), as the tutorials count
+    iterations.  Keeps what it was built from: ``cost``, the label variable
+    ``y``, the ``updates`` mapping, the :class:`MinibatchFeed` ``feed``, and
+    ``state_vars``, the optimizer's state (velocities, averages, counters).
+    Taught in ``book/backends.ipynb``.
     """
 
-    def __init__(self, model, cost, y, update_list, train_X, train_y, mode_name, use_scan, n_batches=0):
-        mode = backend.get_mode(mode_name)
-        self.cost, self.y, self.update_list = cost, y, update_list
-        self.n_batches = n_batches
-        self.use_scan = use_scan
-        if use_scan:
-            # The loop body is the one-minibatch update with every shared
-            # variable it changes replaced by a loop-carried state.
-            shared = [var for var, _ in update_list]
-            start, n_steps = pt.lscalar("start"), pt.lscalar("n_steps")
-
-            def step(i, *state):
-                replace = {model.input: train_X[i], y: train_y[i], **dict(zip(shared, state))}
-                new = clone_replace([cost] + [expr for _, expr in update_list], replace=replace)
-                return tuple(new)
-
-            outputs = pytensor.scan(
-                step,
-                sequences=[pt.arange(start, start + n_steps)],
-                outputs_info=[None, *shared],
-                return_updates=False,
-                mode=mode,  # the loop body too, or it would be compiled in PyTensor's default mode
-            )
-            final_values = [out[-1] for out in outputs[1:]]
-            self.fn = pytensor.function(
-                [start, n_steps], outputs[0], updates=list(zip(shared, final_values)), mode=mode
-            )
-        else:
-            index = pt.lscalar("index")
-            self.fn = pytensor.function(
-                [index],
-                cost,
-                updates=update_list,
-                givens={model.input: train_X[index], y: train_y[index]},
-                mode=mode,
-            )
+    def __init__(self, model, cost, y, updates, feed, mode_name, use_scan):
+        self.cost, self.y, self.updates, self.feed, self.use_scan = cost, y, updates, feed, use_scan
+        self.n_batches = feed.n_batches
+        self.state_vars = [var for var in updates if not any(var is p for p in model.params)]
+        self.hyperparameters = {}  # name -> the shared scalar compile_updates made for a number
+        compile_fn = _compile_scan if use_scan else _compile_step
+        self.fn = compile_fn(model, cost, y, updates, feed, backend.get_mode(mode_name))
         # The inputs are always int64 scalars we make ourselves (once, here):
         # skip the per-call input checks (a large part of the cost of a tiny call).
         self.fn.trust_input = True
-        self._index = [np.asarray(i, dtype="int64") for i in range(n_batches)]
+        self._index = [np.asarray(i, dtype="int64") for i in range(feed.chunk_size)]
 
-    def _index_array(self, i):
-        return self._index[i] if i < len(self._index) else np.asarray(i, dtype="int64")
+    def restart(self, **values) -> None:
+        """Start a new run with this compiled step: new values of its shared hyper-parameters, zero optimizer state.
+
+        ``values``: numbers for the learning rate, ``l1`` and ``l2`` that
+        :func:`compile_updates` keeps in shared scalars (``lr=``, ``l1=``, ``l2=``).
+        """
+        for name, value in values.items():
+            self.hyperparameters[name].set_value(np.asarray(value, dtype=pytensor.config.floatX))
+        for var in self.state_vars:
+            var.set_value(np.zeros_like(var.get_value(borrow=True)))
 
     def epoch(self) -> np.ndarray:
-        """One pass over every minibatch; returns the training cost of each update."""
+        """One pass over every minibatch (of the first epoch's order); returns the cost of each update."""
         return self(0, self.n_batches)
 
     def __call__(self, start: int, n: int) -> np.ndarray:
+        costs = []
+        while n > 0:
+            index = self.feed.load(start)
+            count = min(n, self.feed.chunk_end(start) - start + 1)
+            costs.append(self._run(index, count))
+            start, n = start + count, n - count
+        return np.concatenate(costs) if costs else np.empty(0)
+
+    def _run(self, index, count):
         if self.use_scan:
-            return np.asarray(self.fn(self._index_array(start), np.asarray(n, dtype="int64")))
-        step, index = self.fn, self._index_array
-        return np.array([step(index(i)) for i in range(start, start + n)])
+            return np.asarray(self.fn(self._index[index], np.asarray(count, dtype="int64")))
+        step, indices = self.fn, self._index
+        return np.array([step(indices[i]) for i in range(index, index + count)])
+
+
+def _compile_step(model, cost, y, updates, feed, mode):
+    index = pt.lscalar("index")
+    X_batch, y_batch = feed.minibatch(index)
+    givens = {model.input: X_batch, y: y_batch}
+    return pytensor.function([index], cost, updates=updates, givens=givens, mode=mode)
+
+
+def _compile_scan(model, cost, y, updates, feed, mode):
+    """One call runs ``n_steps`` updates from minibatch ``start``: a scan whose state is every updated variable."""
+    shared = list(updates)
+    start, n_steps = pt.lscalar("start"), pt.lscalar("n_steps")
+
+    def step(i, *state):
+        X_batch, y_batch = feed.minibatch(i)
+        replace = {model.input: X_batch, y: y_batch, **dict(zip(shared, state))}
+        return tuple(clone_replace([cost, *updates.values()], replace=replace))
+
+    outputs = pytensor.scan(
+        step,
+        sequences=[pt.arange(start, start + n_steps)],
+        outputs_info=[None, *shared],
+        return_updates=False,
+        mode=mode,  # the loop body too, or it would be compiled in PyTensor's default mode
+    )
+    final = [out[-1] for out in outputs[1:]]
+    return pytensor.function([start, n_steps], outputs[0], updates=list(zip(shared, final)), mode=mode)
 
 
 def scans_by_default(mode_name: str) -> bool:
-    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above)."""
+    """Whether the trainer runs chunks of updates in a ``scan`` in this mode: only in NUMBA (see the speed note above).
+
+    See ``book/backends.ipynb``.
+    """
     return backend.normalise_mode(mode_name) == "NUMBA"
 
 
@@ -318,58 +465,114 @@ def compile_updates(
     l2=0.0,
     mode=None,
     use_scan=None,
+    shuffle=None,
+    chunk_size=None,
     **optimizer_kwargs,
 ) -> UpdateRunner:
-    """Compile the trainer's minibatch updates on ``(X, y)`` without the early-stopping loop.
+    """Compile the trainer's minibatch updates on ``(X, y)``, without the early-stopping loop.
 
     For timing and experiments: ``runner.epoch()`` runs one epoch of updates
-    exactly as :func:`train` does.
+    exactly as :func:`train` does.  The arguments are :func:`train`'s;
+    ``optimizer`` is a rule's name or any function ``(cost, params,
+    learning_rate, **optimizer_kwargs) -> updates``.  A number given as the
+    learning rate, ``l1`` or ``l2`` is kept in a shared scalar, so that a run
+    with other values (a hyper-parameter search) reuses the compiled step; to
+    change another hyper-parameter (``momentum``) without compiling, pass a
+    shared variable.  Taught in ``book/backends.ipynb``.
     """
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-    _check_hyperparameters(learning_rate, batch_size, len(X), 1, l1, l2)
+    _check_numbers(learning_rate, l1, l2)
     model.check_data(X, y)
+    # Numbers become shared scalars, so that the next run with other values reuses the compiled step.
+    given = {"lr": learning_rate, "l1": l1, "l2": l2}
+    shared = {name: _shared_scalar(value, name) for name, value in given.items()}
+    learning_rate, l1, l2 = shared.values()
     rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-    train_X, train_y, n_batches = _as_minibatches(X, y, batch_size)
-    backend.place_on_device([train_X, train_y], mode_name)
+    feed = MinibatchFeed(X, y, batch_size, shuffle=shuffle, chunk_size=chunk_size, mode=mode_name)
     labels = pt.ivector("y")
     cost = training_cost(model, labels, l1, l2)
-    update_list = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
+    updates = rule(cost, model.params, learning_rate=learning_rate, **optimizer_kwargs)
     if use_scan is None:
         use_scan = scans_by_default(mode_name)
-    return UpdateRunner(model, cost, labels, update_list, train_X, train_y, mode_name, use_scan, n_batches)
+    runner = UpdateRunner(model, cost, labels, updates, feed, mode_name, use_scan)
+    runner.hyperparameters = {name: var for name, var in shared.items() if var is not given[name]}
+    return runner
 
 
-def _check_hyperparameters(learning_rate, batch_size, n_train, n_epochs, l1, l2):
-    if not (
-        isinstance(learning_rate, (int, float, np.floating))
-        and learning_rate > 0
-        and math.isfinite(learning_rate)
-    ):
-        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if batch_size > n_train:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the training set ({n_train} examples): "
-            "no full minibatch can be formed. Use a smaller batch size."
-        )
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1:
-        raise ValueError(f"n_epochs must be a positive integer; got {n_epochs!r}.")
-    for name, value in (("l1", l1), ("l2", l2)):
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0 (a penalty weight); got {value}.")
+# ----------------------------------------------------------------------------
+# Resuming an interrupted run
+# ----------------------------------------------------------------------------
+_STATE_FORMAT = "dlt_lib training state 2"
 
 
-def _splits(data):
-    try:
-        train, valid, test = data
-        (Xtr, ytr), (Xva, yva), (Xte, yte) = train, valid, test
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            "data must be (train, valid, test), each (X, y), as returned by dlt_lib.data.load_mnist(); "
-            f"got {type(data).__name__}."
-        ) from exc
-    return (Xtr, ytr), (Xva, yva), (Xte, yte)
+def training_state_path(path) -> Path:
+    """``runs/best.npz`` -> ``runs/best.last.npz``: where the state to resume a run is kept."""
+    path = checkpoint.npz_path(path)
+    return path if path.name.endswith(".last.npz") else path.with_name(path.stem + ".last.npz")
+
+
+def save_training_state(path, model, runner, stopper, history, iteration, best_params) -> Path:
+    """Everything needed to continue a run: current and best parameters, optimizer state, patience, history.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    arrays = {f"param:{k}": v for k, v in model.get_param_values().items()}
+    arrays.update({f"best:{k}": v for k, v in best_params.items()})
+    arrays.update({f"state:{i}": var.get_value(borrow=False) for i, var in enumerate(runner.state_vars)})
+    meta = {
+        "format": _STATE_FORMAT,
+        **checkpoint.model_metadata(model),
+        "next_iteration": int(iteration),
+        "stopper": asdict(stopper),
+        "history": history.to_dict(),
+    }
+    return checkpoint.write_arrays(training_state_path(path), arrays, meta)
+
+
+def restore_training_state(path, model, runner, stopper, history):
+    """Load a state saved by :func:`save_training_state` into the run; return ``(next_iteration, best_params)``.
+
+    Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a state from another
+    model, optimizer or number of minibatches, before changing anything.
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    source = training_state_path(path)
+    arrays, meta = checkpoint.read_arrays(source)
+    saved = History.from_dict(meta.get("history", {}))
+    ours, state = checkpoint.model_metadata(model), _group(arrays, "state")
+    problems = [
+        (meta.get("format") != _STATE_FORMAT, "it was not written by this version of the trainer"),
+        (
+            (meta.get("model_class"), meta.get("parameters")) != (ours["model_class"], ours["parameters"]),
+            f"it was saved from a {meta.get('model_class')} with parameters {meta.get('parameters')}",
+        ),
+        (
+            [state[str(i)].shape for i in range(len(state))]
+            != [var.get_value(borrow=True).shape for var in runner.state_vars],
+            "its optimizer state does not fit this optimizer: resume with the same optimizer",
+        ),
+        (
+            (saved.n_train_batches, saved.shuffle) != (history.n_train_batches, history.shuffle),
+            f"it has {saved.n_train_batches} minibatches per epoch and shuffle={saved.shuffle}, this run "
+            f"{history.n_train_batches} and shuffle={history.shuffle}: use the same data, batch size and shuffle",
+        ),
+    ]
+    for failed, problem in problems:
+        if failed:
+            raise checkpoint.CheckpointError(f"Cannot resume from {source}: {problem}.")
+    model.set_param_values(_group(arrays, "param"))
+    for i, var in enumerate(runner.state_vars):
+        var.set_value(state[str(i)])
+    for key, value in meta["stopper"].items():
+        setattr(stopper, key, value)
+    history.records, history.train_costs, history.seconds = saved.records, saved.train_costs, saved.seconds
+    history.stopped_at = int(meta["next_iteration"]) - 1
+    return int(meta["next_iteration"]), _group(arrays, "best")
+
+
+def _group(arrays: dict, prefix: str) -> dict:
+    """``{"W": ...}`` from ``{"prefix:W": ...}``: one of the groups of arrays a training state holds."""
+    return {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ":")}
 
 
 # ----------------------------------------------------------------------------
@@ -379,23 +582,23 @@ def train(
     model,
     data,
     *,
-    learning_rate: float = 0.13,
+    learning_rate=0.13,
     batch_size: int = 600,
     n_epochs: int = 1000,
     optimizer="sgd",
     optimizer_kwargs: dict | None = None,
     l1: float = 0.0,
     l2: float = 0.0,
-    patience: float = 5000,
-    patience_increase: float = 2.0,
-    improvement_threshold: float = 0.995,
+    early_stopping: EarlyStopping | None = None,
+    shuffle: int | None = None,
+    chunk_size: int | None = None,
     mode: str | None = None,
     progress: bool = True,
     checkpoint_path=None,
     resume_from=None,
     checkpoint_metadata: dict | None = None,
-    use_scan: bool | None = None,
     restore_best: bool = True,
+    on_validation=None,
 ) -> History:
     """Train ``model`` with minibatch updates and the tutorials' early stopping.
 
@@ -404,169 +607,293 @@ def train(
     model : LogisticRegression, MLP, ...
         A :mod:`dlt_lib.models` classifier.  On return it holds the *best*
         parameters seen on the validation set (the last ones with
-        ``restore_best=False``).
+        ``restore_best=False``, or when an exception ends the run).
     data : (train, valid, test)
         Each ``(X, y)`` with ``X`` of shape ``(n, n_in)``, as returned by :mod:`dlt_lib.data`.
-    learning_rate, batch_size, n_epochs : the SGD settings.
+    learning_rate : float or symbolic scalar
+        A number, a shared variable (change it with ``set_value``, e.g. from
+        ``on_validation``) or a schedule such as
+        ``updates.exponential_decay(0.1, 0.5, updates.step_counter(), 100)``.
+    batch_size, n_epochs : int
     optimizer : str or callable
-        A rule from :mod:`dlt_lib.updates` (``"sgd"``, ``"momentum"``, ``"adam"``, ...).
+        A rule from :mod:`dlt_lib.updates` (``"sgd"``, ``"momentum"``, ``"adam"``, ...)
+        or any function ``(cost, params, learning_rate, **optimizer_kwargs) -> updates``.
     l1, l2 : float
         Weights of the L1 and squared-L2 penalties on the model's weights.
-    patience, patience_increase, improvement_threshold : the early-stopping rule (:class:`EarlyStopping`).
+    early_stopping : EarlyStopping, optional
+        The patience rule; default ``EarlyStopping()`` (patience 5000, increase 2,
+        threshold 0.995, as ``logistic_sgd.py``).  ``train`` works on a copy.
+    shuffle : int, optional
+        ``None`` (the default): every epoch visits the examples in the same,
+        stored order, as the tutorials do (a run on the full data retraces
+        theirs).  A seed: a new random order each epoch, the same for the
+        same seed.
+    chunk_size : int, optional
+        Keep only this many minibatches in shared variables at a time, for
+        data larger than the device's memory (see :class:`MinibatchFeed`);
+        default all of them.  The updates are the same either way.
     mode : "C", "NUMBA" or "JAX"; default: :func:`dlt_lib.backend.mode_name`.
     progress : show a progress bar (terminal or notebook).
     checkpoint_path : str or Path, optional
         Save the best parameters there (atomically) at every new best, and the
-        state needed to resume next to it (``<name>.last.npz``).
+        state needed to resume next to it (``<name>.last.npz``) at every validation.
     resume_from : str or Path, optional
         A checkpoint written with ``checkpoint_path``: continue that run.
     checkpoint_metadata : dict, optional
-        Extra JSON-able facts stored in each checkpoint (dataset name, settings).
-    use_scan : bool, optional
-        Run chunks of updates in one compiled ``scan`` (the default in NUMBA mode
-        only; see the speed note at the top of this module).
+        JSON-able facts stored in each checkpoint under ``"metadata"`` (the
+        trainer adds its results there under ``"training"``).
     restore_best : bool
-        Put the best parameters back into the model at the end (the tutorials
-        do).  ``False`` leaves the parameters of the last update, e.g. to
-        compare them with the best ones, which a checkpoint still holds.
+        Put the best parameters back into the model at the end (the tutorials do).
+    on_validation : callable, optional
+        Called as ``on_validation(record)`` with each :class:`ValidationRecord`,
+        after that validation's checkpoints are written (a hyper-parameter
+        search reports it to its pruner here).  Return ``True`` to stop
+        training there: ``history.stop_reason`` says so.  An exception it
+        raises (``optuna.TrialPruned``, say) ends the run: the progress bar
+        is closed, the exception propagates, and the checkpoints of that
+        validation are on disk to resume from.
 
     Returns
     -------
     History
         The validation records, per-update training costs and timings.
+
+    The compiled functions are kept on the model: training the same model
+    again with the same kind of settings (other numbers for the learning
+    rate or penalties, other data of the same shapes, another shuffle seed)
+    starts them afresh instead of compiling them again.
+
+    Taught in ``book/early_stopping.ipynb``; the tutorials' loop is
+    ``logistic_sgd.py``'s ``sgd_optimization_mnist``.
     """
-    from dlt_lib import checkpoint as ckpt  # imported here: checkpoint imports this module's types
-
-    (Xtr, ytr), (Xva, yva), (Xte, yte) = _splits(data)
+    (Xtr, ytr), valid, test = _splits(data, model)
+    _check_run_settings(n_epochs, checkpoint_metadata)
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-    _check_hyperparameters(learning_rate, batch_size, len(Xtr), n_epochs, l1, l2)
-    stopper = EarlyStopping(patience, patience_increase, improvement_threshold)
-    for X, y in ((Xtr, ytr), (Xva, yva), (Xte, yte)):
-        model.check_data(X, y)
-    rule = update_rules.get_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-
-    # -- compile --------------------------------------------------------------
     t0 = time.perf_counter()
-    run_updates = compile_updates(
-        model,
-        Xtr,
-        ytr,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        optimizer=rule,
-        l1=l1,
-        l2=l2,
-        mode=mode_name,
-        use_scan=use_scan,
-        **(optimizer_kwargs or {}),
-    )
-    y, update_list, n_train_batches = run_updates.y, run_updates.update_list, run_updates.n_batches
-    validate = evaluator(model, y, Xva, yva, "valid", mode_name)
-    test = evaluator(model, y, Xte, yte, "test", mode_name)
-    state_vars = [var for var, _ in update_list if not any(var is p for p in model.params)]
-    history = History(
-        n_train_batches=n_train_batches,
-        validation_frequency=stopper.validation_frequency(n_train_batches),
-        mode=mode_name,
-        data_source=getattr(data, "source", "arrays passed by the caller"),
-    )
-    history.compile_seconds = time.perf_counter() - t0
-    frequency = history.validation_frequency
-
-    # -- resume ----------------------------------------------------------------
-    iteration = 0  # the next update to run, counted from 0 over all epochs
-    best_params = model.get_param_values()
+    settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
+    settings.update(shuffle=shuffle, chunk_size=chunk_size, mode=mode_name, **(optimizer_kwargs or {}))
+    step, evaluate = _compiled(model, (Xtr, ytr), valid, test, settings)
+    run = _Run(model, step, copy.copy(early_stopping or EarlyStopping()), evaluate)  # yours stays as it is
+    history, stopper = run.history, run.stopper
+    history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
+    history.data_source = getattr(data, "source", "arrays passed by the caller")
     if resume_from is not None:
-        iteration, best_params = ckpt.restore_training_state(resume_from, model, state_vars, stopper, history)
-
-    # -- loop ------------------------------------------------------------------
-    bar = _progress_bar(progress, total=n_epochs * n_train_batches, initial=iteration)
-    start = time.perf_counter() - (history.seconds if resume_from is not None else 0.0)
-    since_validation = []
+        run.iteration, run.best_params = restore_training_state(resume_from, model, step, stopper, history)
+    n_updates = n_epochs * step.n_batches
     history.stop_reason = f"reached n_epochs={n_epochs}"
-    try:
-        while iteration < n_epochs * n_train_batches:
-            epoch, minibatch = divmod(iteration, n_train_batches)
-            next_validation = (iteration // frequency + 1) * frequency - 1
-            last = min(
-                (epoch + 1) * n_train_batches - 1, next_validation, max(iteration, stopper.stop_iteration())
-            )
-            costs = run_updates(minibatch, last - iteration + 1)
-            bad = np.flatnonzero(~np.isfinite(costs))
-            if bad.size:
-                at = iteration + int(bad[0])
-                raise TrainingDiverged(
-                    f"The training cost became {costs[bad[0]]} at iteration {at} (epoch {at // n_train_batches + 1}) "
-                    f"with learning_rate={learning_rate} and optimizer {getattr(rule, '__name__', rule)}. "
-                    "The updates overshoot: try a learning rate 3-10x smaller."
+    with tqdm(total=n_updates, initial=run.iteration, unit="minibatch", disable=not progress) as bar:
+        while run.iteration < n_updates:
+            first = run.iteration
+            done = run.update_until(run.next_pause())  # the last update done
+            bar.update(done + 1 - first)
+            if (done + 1) % history.validation_frequency == 0:
+                record = run.validate(done)
+                bar.set_postfix_str(
+                    f"valid {100 * record.valid_error:.2f}%, best {100 * stopper.best_loss:.2f}%"
                 )
-            history.train_costs.extend(float(c) for c in costs)
-            since_validation.extend(costs)
-            bar.update(len(costs))
-            iteration = last + 1
-            done = last  # the iteration just finished
-            if (done + 1) % frequency == 0:
-                valid_error, valid_nll = (float(v) for v in validate())
-                is_best = stopper.update(done, valid_error)
-                test_error = None
-                if is_best:
-                    test_error = float(test()[0])
-                    best_params = model.get_param_values()
-                history.records.append(
-                    ValidationRecord(
-                        iteration=done,
-                        epoch=done // n_train_batches + 1,
-                        train_cost=float(np.mean(since_validation)),
-                        valid_error=valid_error,
-                        valid_nll=valid_nll,
-                        test_error=test_error,
-                        is_best=is_best,
-                        patience=float(stopper.patience),
-                        seconds=time.perf_counter() - start,
-                    )
-                )
-                since_validation = []
-                bar.set_postfix(valid=f"{100 * valid_error:.2f}%", best=f"{100 * stopper.best_loss:.2f}%")
                 if checkpoint_path is not None:
-                    history.stopped_at, history.seconds = done, time.perf_counter() - start
-                    if is_best:
-                        ckpt.save(
-                            checkpoint_path,
-                            model,
-                            history=history,
-                            params=best_params,
-                            extra=checkpoint_metadata,
-                        )
-                    ckpt.save_training_state(
-                        checkpoint_path, model, state_vars, stopper, history, iteration, best_params
-                    )
-            history.stopped_at = done
+                    run.save(checkpoint_path, checkpoint_metadata or {}, record.is_best)
+                if on_validation is not None and on_validation(record) is True:
+                    history.stop_reason = f"on_validation asked to stop at iteration {done}"
+                    break
             if stopper.should_stop(done):
                 history.stop_reason = f"patience ran out (patience {stopper.patience:g} <= iteration {done})"
                 break
-    finally:
-        bar.close()
-    history.seconds = time.perf_counter() - start
-    history.epochs = history.stopped_at // n_train_batches + 1
+    history.seconds = run.seconds()
+    history.epochs = history.stopped_at // step.n_batches + 1
     if restore_best:
-        model.set_param_values(best_params)
+        model.set_param_values(run.best_params)
     return history
 
 
-def _progress_bar(enabled, total, initial=0):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
+def _compiled(model, train_set, valid, test, settings):
+    """The compiled step and evaluation for ``settings``: compiled at the first run, reused by the next ones.
 
-    return tqdm(total=total, initial=initial, unit="minibatch", smoothing=0.1)
+    They are kept on the model (its parameters are what they update): a
+    second ``train(model, ...)`` with the same kind of settings (numbers may
+    differ: learning rate, penalties; data of the same shapes, another shuffle
+    seed) starts the same compiled functions afresh instead of compiling them
+    again, which takes seconds.
+    """
+    cache = model.__dict__.setdefault("_trainer_cache", {})
+    key = _settings_key(train_set, settings)
+    if key is None or key not in cache:
+        step = compile_updates(model, *train_set, **settings)
+        cache.update({} if key is None else {key: (step, {})})
+    else:
+        step = cache[key][0]
+        _check_numbers(settings["learning_rate"], settings["l1"], settings["l2"])
+        numbers_ = {"lr": settings["learning_rate"], "l1": settings["l1"], "l2": settings["l2"]}
+        step.restart(**{name: value for name, value in numbers_.items() if name in step.hyperparameters})
+        step.feed.refill(*train_set, shuffle=settings["shuffle"])
+    evaluations = cache[key][1] if key is not None else {}
+    data_key = tuple(id(array) for split in (valid, test) for array in split)
+    if data_key not in evaluations:
+        evaluations[data_key] = (valid, test, _Evaluation(model, step.y, valid, test, settings["mode"]))
+    return step, evaluations[data_key][2]
 
 
-class _NoBar:
-    def update(self, n):
-        pass
+def _settings_key(train_set, settings):
+    """What decides the compiled graph: shapes, rule, which penalties, symbolic values, mode; None if unhashable."""
+    X, y = (np.asarray(a) for a in train_set)
+    kinds = {}
+    for name, value in settings.items():
+        if name in ("learning_rate", "l1", "l2") and not isinstance(value, Variable):
+            value = bool(value)  # numbers go in shared scalars: only "is there a penalty" shapes the graph
+        kinds[name] = value if name != "shuffle" else value is None
+    try:
+        key = (X.shape, X.dtype.str, y.shape, tuple(sorted(kinds.items())))
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
-    def set_postfix(self, **kwargs):
-        pass
 
-    def close(self):
-        pass
+def _check_run_settings(n_epochs, checkpoint_metadata) -> None:
+    check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
+    if "training" in (checkpoint_metadata or {}):
+        raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
+
+
+class _Evaluation:
+    """The validation and test errors of the model over every example of each set, compiled once.
+
+    A model with an ``eval_batch_size`` (LeNet) is evaluated in chunks of that
+    many examples (and one chunk for the rest): a convolutional network on a
+    whole 10,000-image set at once would hold gigabytes of intermediate results.
+    """
+
+    def __init__(self, model, y, valid, test, mode_name):
+        self._valid = _evaluator(model, y, valid, "valid", mode_name)
+        self._test = _evaluator(model, y, test, "test", mode_name)
+
+    def valid(self):
+        """``(error rate, mean NLL)`` on the validation set."""
+        return self._valid()
+
+    def test(self):
+        """The error rate on the test set."""
+        return self._test()[0]
+
+
+def _evaluator(model, y, split, name, mode_name):
+    """A function ``() -> (error rate, mean NLL)`` over every example of ``split``."""
+    X, labels = split
+    n = len(X)
+    size = min(getattr(model, "eval_batch_size", None) or n, n)
+    mode = backend.get_mode(mode_name)
+    parts = []
+    for lo, hi in ((0, n // size * size), (n // size * size, n)):
+        if hi > lo:  # the full chunks, stored by chunk (shapes fixed: JAX), then the rest
+            shared = data.shared_dataset((X[lo:hi], labels[lo:hi]), name=name, batch_size=min(size, hi - lo))
+            backend.place_on_device([shared.X, shared.y], mode_name)
+            index = pt.lscalar("index")
+            chunk_x, chunk_y = shared.minibatch(index)
+            outputs = [model.errors(y), model.negative_log_likelihood(y)]
+            fn = pytensor.function([index], outputs, givens={model.input: chunk_x, y: chunk_y}, mode=mode)
+            parts.append((fn, shared.n_batches(), min(size, hi - lo)))
+
+    def evaluate():
+        # Means of the chunks, weighted by their sizes: the means over all n examples.
+        totals = np.zeros(2)
+        for fn, n_chunks, rows in parts:
+            for i in range(n_chunks):
+                totals += rows * np.asarray(fn(i), dtype=float)
+        return tuple(totals / n)
+
+    return evaluate
+
+
+class _Run:
+    """The state of the loop in :func:`train`, and its named steps."""
+
+    def __init__(self, model, step, stopper, evaluate):
+        self.model, self.step, self.stopper, self.evaluate = model, step, stopper, evaluate
+        frequency = stopper.validation_frequency(step.n_batches)
+        self.history = History(n_train_batches=step.n_batches, validation_frequency=frequency)
+        self.iteration = 0  # the next update to run, counted from 0 over all epochs
+        self.best_params = model.get_param_values()
+        self.since_validation = []  # costs of the updates since the last validation
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training time so far, a resumed run's earlier time included."""
+        return self.history.seconds + time.perf_counter() - self.started
+
+    def next_pause(self) -> int:
+        """The last update before the loop must look up: a validation, the end of an epoch, or the stop."""
+        frequency, n_batches = self.history.validation_frequency, self.step.n_batches
+        next_validation = (self.iteration // frequency + 1) * frequency - 1
+        end_of_epoch = (self.iteration // n_batches + 1) * n_batches - 1
+        return min(end_of_epoch, next_validation, max(self.iteration, self.stopper.stop_iteration()))
+
+    def update_until(self, last: int) -> int:
+        """Run updates ``self.iteration .. last``; raise :class:`TrainingDiverged` on a NaN or infinite cost."""
+        costs = self.step(self.iteration, last - self.iteration + 1)
+        bad = np.flatnonzero(~np.isfinite(costs))
+        if bad.size:
+            at = self.iteration + int(bad[0])
+            raise TrainingDiverged(
+                f"The training cost became {costs[bad[0]]} at iteration {at} (epoch {at // self.step.n_batches + 1}). "
+                "The updates overshoot: try a learning rate 3-10x smaller."
+            )
+        self.history.train_costs.extend(float(c) for c in costs)
+        self.since_validation.extend(costs)
+        self.iteration = last + 1
+        self.history.stopped_at = last
+        return last
+
+    def validate(self, iteration: int) -> ValidationRecord:
+        """Measure the validation error; at a new best keep the parameters and measure the test error."""
+        valid_error, valid_nll = (float(v) for v in self.evaluate.valid())
+        is_best = self.stopper.update(iteration, valid_error)
+        if is_best:
+            self.best_params = self.model.get_param_values()
+        record = ValidationRecord(
+            iteration=iteration,
+            epoch=iteration // self.step.n_batches + 1,
+            train_cost=float(np.mean(self.since_validation)),
+            valid_error=valid_error,
+            valid_nll=valid_nll,
+            test_error=float(self.evaluate.test()) if is_best else None,
+            is_best=is_best,
+            patience=float(self.stopper.patience),
+            seconds=self.seconds(),
+        )
+        self.history.records.append(record)
+        self.since_validation = []
+        return record
+
+    def save(self, path, metadata: dict, is_best: bool) -> None:
+        """The best parameters (at a new best) and the state to resume from, both written atomically."""
+        self.history.seconds = self.seconds()
+        self.started = time.perf_counter()
+        if is_best:
+            best = self.history.best
+            results = {
+                "mode": self.history.mode,
+                "data_source": self.history.data_source,
+                "best_valid_error": best.valid_error,
+                "test_error": best.test_error,
+                "best_iteration": best.iteration,
+                "iterations_done": self.history.stopped_at + 1,
+            }
+            checkpoint.save(
+                path, self.model, params=self.best_params, metadata={**metadata, "training": results}
+            )
+        save_training_state(
+            path, self.model, self.step, self.stopper, self.history, self.iteration, self.best_params
+        )
+
+
+def _splits(data, model):
+    try:
+        (Xtr, ytr), (Xva, yva), (Xte, yte) = data
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            "data must be (train, valid, test), each (X, y), as returned by dlt_lib.data.load_mnist(); "
+            f"got {type(data).__name__}."
+        ) from exc
+    for X, y in ((Xtr, ytr), (Xva, yva), (Xte, yte)):
+        model.check_data(X, y)
+    return (Xtr, ytr), (Xva, yva), (Xte, yte)

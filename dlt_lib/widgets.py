@@ -17,10 +17,13 @@ import numpy as np
 import pytensor
 
 from dlt_lib import updates as update_rules
+from dlt_lib.validation import check_option
 
 
 @dataclass(frozen=True)
 class Surface:
+    """A loss of two parameters that can be drawn.  Taught in ``book/gradient_descent.ipynb``."""
+
     name: str
     loss: object  # function (x, y) -> expression; works on PyTensor variables and NumPy arrays alike
     start: tuple
@@ -31,10 +34,24 @@ class Surface:
 
 
 SURFACES = {
-    "ravine": Surface("ravine", lambda x, y: 0.5 * (x**2 + 20 * y**2) / 10, (-9.0, 2.0), (0.0, 0.0),
-                      (-10, 10), (-3, 3), False),
-    "rosenbrock": Surface("rosenbrock", lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2, (-1.5, 2.0), (1.0, 1.0),
-                          (-2, 2), (-1, 3), True),
+    "ravine": Surface(
+        "ravine",
+        lambda x, y: 0.5 * (x**2 + 20 * y**2) / 10,
+        (-9.0, 2.0),
+        (0.0, 0.0),
+        (-10, 10),
+        (-3, 3),
+        False,
+    ),
+    "rosenbrock": Surface(
+        "rosenbrock",
+        lambda x, y: (1 - x) ** 2 + 100 * (y - x**2) ** 2,
+        (-1.5, 2.0),
+        (1.0, 1.0),
+        (-2, 2),
+        (-1, 3),
+        True,
+    ),
 }
 
 # Hyper-parameters that make each rule behave sensibly at the explorer's learning rates.
@@ -55,7 +72,7 @@ def _stepper(surface: str, optimizer: str):
         rule = update_rules.get_optimizer(optimizer)
         ups = rule(loss, [position], learning_rate=learning_rate, **DEFAULT_KWARGS.get(optimizer, {}))
         step = pytensor.function([], loss, updates=ups, mode=_MODE)
-        state = [var for var, _ in ups if var is not position]
+        state = [var for var in ups if var is not position]
         _compiled[key] = (step, position, learning_rate, state)
     return _compiled[key]
 
@@ -64,10 +81,9 @@ def trajectory(surface: str, optimizer: str, learning_rate: float, steps: int, s
     """Positions visited by ``optimizer`` on ``surface``: an array of shape ``(steps + 1, 2)``.
 
     A path that leaves the plotted region by a factor of 1e6 is cut short
-    there (the rule diverged at this learning rate).
+    there (the rule diverged at this learning rate).  Taught in ``book/gradient_descent.ipynb``.
     """
-    if surface not in SURFACES:
-        raise ValueError(f"Unknown surface {surface!r}; choose one of {sorted(SURFACES)}.")
+    check_option(surface, "surface", tuple(SURFACES))
     step, position, lr, state = _stepper(surface, optimizer.lower().replace("-", "_"))
     s = SURFACES[surface]
     position.set_value(np.array(s.start if start is None else start, dtype="float64"))
@@ -85,12 +101,22 @@ def trajectory(surface: str, optimizer: str, learning_rate: float, steps: int, s
     return np.array(path)
 
 
-COLORS = {"sgd": "#d62728", "momentum": "#1f77b4", "nesterov_momentum": "#17becf", "adagrad": "#2ca02c",
-          "rmsprop": "#9467bd", "adadelta": "#8c564b", "adam": "#ff7f0e"}
+COLORS = {
+    "sgd": "#d62728",
+    "momentum": "#1f77b4",
+    "nesterov_momentum": "#17becf",
+    "adagrad": "#2ca02c",
+    "rmsprop": "#9467bd",
+    "adadelta": "#8c564b",
+    "adam": "#ff7f0e",
+}
 
 
 def plot_trajectories(surface: str, paths: dict, ax=None, title=None):
-    """Draw ``paths`` (name -> array from :func:`trajectory`) over the contours of ``surface``."""
+    """Draw ``paths`` (name -> array from :func:`trajectory`) over the contours of ``surface``.
+
+    Taught in ``book/gradient_descent.ipynb``.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
@@ -110,8 +136,15 @@ def plot_trajectories(surface: str, paths: dict, ax=None, title=None):
     for name, path in paths.items():
         shown = path[(np.abs(path[:, 0]) < 1e3) & (np.abs(path[:, 1]) < 1e3)]
         final = s.loss(*path[-1]) if np.all(np.isfinite(path[-1])) else np.inf
-        ax.plot(shown[:, 0], shown[:, 1], "-o", markersize=2.5, linewidth=1.4, color=COLORS.get(name),
-                label=f"{name} (final loss {final:.3g})")
+        ax.plot(
+            shown[:, 0],
+            shown[:, 1],
+            "-o",
+            markersize=2.5,
+            linewidth=1.4,
+            color=COLORS.get(name),
+            label=f"{name} (final loss {final:.3g})",
+        )
     ax.set_xlim(*s.xlim)
     ax.set_ylim(*s.ylim)
     ax.set_xlabel("parameter 1")
@@ -126,17 +159,25 @@ def optimizer_explorer(surface="ravine", optimizers=("sgd", "momentum", "adam"),
 
     In the rendered book the controls and the first figure are stored in the
     page; moving the sliders recomputes only when a Python kernel is running
-    (Binder, Colab, or locally).
+    (Binder, Colab, or locally).  Taught in ``book/gradient_descent.ipynb``.
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
     surface_w = widgets.Dropdown(options=sorted(SURFACES), value=surface, description="surface")
-    optim_w = widgets.SelectMultiple(options=list(update_rules.OPTIMIZERS), value=tuple(optimizers),
-                                     description="optimizers", rows=7)
-    lr_w = widgets.FloatLogSlider(value=learning_rate, base=10, min=-4, max=0.5, step=0.05,
-                                  description="learning rate", readout_format=".4f",
-                                  style={"description_width": "initial"})
+    optim_w = widgets.SelectMultiple(
+        options=list(update_rules.OPTIMIZERS), value=tuple(optimizers), description="optimizers", rows=7
+    )
+    lr_w = widgets.FloatLogSlider(
+        value=learning_rate,
+        base=10,
+        min=-4,
+        max=0.5,
+        step=0.05,
+        description="learning rate",
+        readout_format=".4f",
+        style={"description_width": "initial"},
+    )
     steps_w = widgets.IntSlider(value=steps, min=1, max=300, step=1, description="steps")
     out = widgets.Output()
 

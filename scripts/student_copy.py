@@ -43,8 +43,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import book_toc  # the one reader of _toc.yml, next to this script
 import nbformat
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -218,20 +218,7 @@ def strip_solutions(nb, name: str = "notebook") -> tuple[nbformat.NotebookNode, 
 
 def toc_notebooks(toc: Path = ROOT / "_toc.yml") -> list[Path]:
     """The notebooks ``_toc.yml`` lists, in reading order (entries without an .ipynb are skipped)."""
-    data = yaml.safe_load(toc.read_text())
-    entries = [data.get("root")]
-
-    def walk(items):
-        for item in items or []:
-            if "file" in item:
-                entries.append(item["file"])
-            walk(item.get("sections"))
-
-    walk(data.get("chapters"))
-    for part in data.get("parts") or []:
-        walk(part.get("chapters"))
-    paths = [toc.parent / f"{entry}.ipynb" for entry in entries if entry]
-    return [p for p in paths if p.exists()]
+    return book_toc.notebooks(toc)
 
 
 def _relative_name(path: Path) -> Path:

@@ -6,15 +6,27 @@ C linker) before any test module imports pytensor itself.
 
 import gzip
 import http.server
-import os
+import importlib.util
 import socket
 import struct
 import threading
 
 import numpy as np
 import pytest
+from support import REAL_CACHE, real_cache_state
 
 import dlt_lib  # noqa: F401  (configures PyTensor; numpy/pytest above do not import it)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``jax`` skip when jax is not installed (it is optional: ``pip install dlt_lib[jax]``)."""
+    if importlib.util.find_spec("jax") is not None:
+        return
+    skip = pytest.mark.skip(reason="jax is not installed (pip install jax jaxlib)")
+    for item in items:
+        if item.get_closest_marker("jax"):
+            item.add_marker(skip)
+
 
 # ----------------------------------------------------------------------------
 # Data-layer fixtures (tests/test_data.py, test_download.py, test_formats.py):
@@ -161,6 +173,14 @@ def write_idx_set(write_idx):
 # ----------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def real_cache_untouched():
+    """Fail the module if any of its tests wrote to, or deleted from, the real cache."""
+    before = real_cache_state()
+    yield
+    assert real_cache_state() == before, f"a test changed the real cache {REAL_CACHE}"
+
+
 @pytest.fixture
 def data_env(tmp_path, monkeypatch):
     """A clean environment for data tests: a private cache, no offline flag, no Fashion dir.
@@ -235,25 +255,3 @@ def silent_port_url():
         yield f"http://127.0.0.1:{s.getsockname()[1]}"
     finally:
         s.close()
-
-
-def skip_or_fail_in_ci(reason: str):
-    """Skip a test whose prerequisite is missing -- but fail it when ``CI`` is set.
-
-    On a developer's machine a missing system package is not the code's
-    fault; on CI it means the environment is wrong, and a skip would hide it.
-    """
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def require_or_fail_in_ci():
-    """require_or_fail_in_ci(condition, reason): skip locally / fail on CI when not condition."""
-
-    def require(condition: bool, reason: str):
-        if not condition:
-            skip_or_fail_in_ci(reason)
-
-    return require

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import require
 
 from dlt_lib import backend  # first: it configures PyTensor (float32, OpenBLAS) before PyTensor loads
 
@@ -132,8 +132,8 @@ def test_mode_C_computes_float32_tanh_through_the_sigmoid():
     assert "Tanh" in _scalar_ops(g)
 
 
+@pytest.mark.jax
 def test_jax_mode(restore_mode):
-    pytest.importorskip("jax")
     assert backend.set_mode("jax") == "JAX"
     assert type(backend.get_mode().linker).__name__ == "JAXLinker"
     info = backend.describe()
@@ -166,14 +166,11 @@ def test_describe(restore_mode):
 @pytest.fixture
 def openblas():
     flags = backend.find_blas_ldflags()
-    if not flags:
-        message = (
-            "no libopenblas.so found: install Debian's libopenblas-dev (make system-deps); "
-            "without it mode C uses PyTensor's slow NumPy C-API fallback"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(
+        bool(flags),
+        "no libopenblas.so found: install Debian's libopenblas-dev (make system-deps); "
+        "without it mode C uses PyTensor's slow NumPy C-API fallback",
+    )
     return flags
 
 

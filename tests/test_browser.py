@@ -23,30 +23,31 @@ import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
+import book_toc
 import pytest
-import yaml
+from support import skip_or_fail_in_ci
+
+pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("DLT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
 ]
 REPO = "dlt-book/deep-learning-tutorials"
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (the browser tests must run in CI)")
-    pytest.skip(reason)
-
-
 def chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
-    return files
+    return book_toc.entries()
 
 
 def notebook_chapters() -> list[str]:
@@ -61,7 +62,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site():
     if not (HTML / "index.html").exists():
-        _unavailable(f"no built book at {HTML}: run `make book` first")
+        skip_or_fail_in_ci(f"no built book at {HTML}: run `make book` first")
     handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -74,11 +75,11 @@ def site():
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+        skip_or_fail_in_ci(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("playwright is not installed (pip install playwright)")
+        skip_or_fail_in_ci("playwright is not installed (pip install playwright)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser
@@ -105,7 +106,9 @@ class PageVisit:
         self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
-        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} (HTTP {r.status})"))
+        self.page.on(
+            "response", lambda r: r.status >= 400 and self.failed.append(f"{r.url} (HTTP {r.status})")
+        )
         self.url = urljoin(site, path)
         self.page.goto(self.url, wait_until="networkidle")
 
@@ -176,7 +179,9 @@ def test_launch_and_download_buttons_point_at_this_notebook(visits, site, chapte
     notebook = f"{chapter}.ipynb"
     binder = [h for h in links if "mybinder.org" in h]
     colab = [h for h in links if "colab.research.google.com" in h]
-    assert binder and all(REPO in h and notebook.replace("/", "%2F") in h or notebook in h for h in binder), binder
+    assert binder and all(REPO in h and notebook.replace("/", "%2F") in h or notebook in h for h in binder), (
+        binder
+    )
     assert colab and all(h.endswith(f"github/{REPO}/blob/main/{notebook}") for h in colab), colab
     downloads = [h for h in links if h.endswith(".ipynb") and h.startswith(site)]
     assert downloads, "no download link for the notebook"
@@ -209,13 +214,18 @@ def test_gradient_descent_widget_renders_as_controls(visits):
     if chapter not in visits:
         pytest.skip("the gradient-descent chapter is not in the book yet")
     page = visits[chapter].page
-    assert page.eval_on_selector_all('script[type="application/vnd.jupyter.widget-state+json"]', "e => e.length") > 0, (
-        "no embedded widget state in the page"
-    )
+    assert (
+        page.eval_on_selector_all('script[type="application/vnd.jupyter.widget-state+json"]', "e => e.length")
+        > 0
+    ), "no embedded widget state in the page"
     page.wait_for_selector(".jupyter-widgets .widget-slider, .jupyter-widgets input", timeout=15000)
     sliders = page.eval_on_selector_all(".widget-slider, .widget-hslider", "els => els.length")
-    dropdowns = page.eval_on_selector_all(".widget-dropdown select, .widget-select-multiple select", "els => els.length")
-    assert sliders >= 2 and dropdowns >= 1, f"expected the explorer's sliders and selectors; got {sliders}, {dropdowns}"
+    dropdowns = page.eval_on_selector_all(
+        ".widget-dropdown select, .widget-select-multiple select", "els => els.length"
+    )
+    assert sliders >= 2 and dropdowns >= 1, (
+        f"expected the explorer's sliders and selectors; got {sliders}, {dropdowns}"
+    )
     box = page.locator(".jupyter-widgets").first.bounding_box()
     assert box and box["height"] > 50, "the widget area is blank"
 

@@ -18,9 +18,19 @@ def right_nll(p, y):
 @pytest.mark.parametrize(
     "checker, right, wrong, hint",
     [
-        (check.zero_one_loss, right_zero_one, lambda p, y: pt.mean(pt.neq(pt.argmax(p, axis=1), y)), "expected"),
+        (
+            check.zero_one_loss,
+            right_zero_one,
+            lambda p, y: pt.mean(pt.neq(pt.argmax(p, axis=1), y)),
+            "expected",
+        ),
         (check.zero_one_loss, right_zero_one, lambda p, y: pt.sum(pt.neq(pt.argmax(p, axis=0), y)), "shape"),
-        (check.negative_log_likelihood, right_nll, lambda p, y: -pt.sum(pt.log(p)[pt.arange(y.shape[0]), y]), "expected"),
+        (
+            check.negative_log_likelihood,
+            right_nll,
+            lambda p, y: -pt.sum(pt.log(p)[pt.arange(y.shape[0]), y]),
+            "expected",
+        ),
         (check.l1_penalty, lambda W: pt.sum(abs(W)), lambda W: pt.sum(W), "expected"),
         (check.l2_penalty, lambda W: pt.sum(W**2), lambda W: pt.sqrt(pt.sum(W**2)), "expected"),
         (check.sgd_step, lambda p, g, lr: p - lr * g, lambda p, g, lr: p + lr * g, "expected"),

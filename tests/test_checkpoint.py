@@ -14,13 +14,15 @@ from dlt_lib.models import MLP, LogisticRegression
 def trained_like_mlp(seed=3):
     model = MLP(6, 5, 3, seed=seed)
     rng = np.random.default_rng(seed)
-    model.set_param_values({k: rng.normal(size=v.shape).astype(v.dtype) for k, v in model.get_param_values().items()})
+    model.set_param_values(
+        {k: rng.normal(size=v.shape).astype(v.dtype) for k, v in model.get_param_values().items()}
+    )
     return model
 
 
 def test_round_trip_rebuilds_the_same_model(tmp_path):
     model = trained_like_mlp()
-    path = checkpoint.save(tmp_path / "mlp", model, extra={"dataset": "mnist-sample"})
+    path = checkpoint.save(tmp_path / "mlp", model, metadata={"dataset": "mnist-sample", "format": "mine"})
     assert path.name == "mlp.npz" and (tmp_path / "mlp.json").exists()
     loaded = checkpoint.load(path)
     assert isinstance(loaded, MLP) and loaded.hyperparameters() == model.hyperparameters()
@@ -29,7 +31,8 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     X = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     meta = checkpoint.read_metadata(path)
-    assert meta["dataset"] == "mnist-sample" and meta["versions"]["dlt_lib"]
+    assert meta["metadata"] == {"dataset": "mnist-sample", "format": "mine"} and meta["versions"]["dlt_lib"]
+    assert meta["format"] == "dlt_lib checkpoint 2"  # the caller's metadata cannot overwrite the file's own
     assert meta["parameters"]["hidden_W"] == {"shape": [6, 5], "dtype": "float32"}
 
 

@@ -3,7 +3,6 @@
 import copy
 import gzip
 import hashlib
-import os
 import pickle
 from importlib import resources
 from pathlib import Path
@@ -12,12 +11,13 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from support import real_cache_state, require
 
 from dlt_lib import data
 from dlt_lib.download import MNIST_IDX_FILES, Resource
 from dlt_lib.formats import DataFormatError, UnsafePickleError
 
-pytestmark = pytest.mark.usefixtures("data_env")
+pytestmark = pytest.mark.usefixtures("data_env", "real_cache_untouched")
 
 
 def _md5(path: Path) -> str:
@@ -55,7 +55,7 @@ def test_explicit_path_non_canonical_is_loaded_and_labelled(tmp_path, write_mnis
         np.testing.assert_array_equal(split.X, X)
         np.testing.assert_array_equal(split.y, y)
     assert "NOT the canonical mnist.pkl.gz" in splits.source and str(path) in splits.source
-    assert capsys.readouterr().out.strip() == f"mnist: {splits.source}"  # one line
+    assert capsys.readouterr().out.strip() == f"MNIST: {splits.source}"  # one line
 
 
 def test_explicit_path_canonical(tmp_path, write_mnist_pkl, monkeypatch):
@@ -158,11 +158,13 @@ def test_cached_idx_files_are_used(data_env, write_idx_set, monkeypatch):
 def test_offline_env_gives_the_sample_with_a_notice(monkeypatch, capsys, data_env):
     monkeypatch.setenv("DLT_OFFLINE", "1")
     splits = data.load_mnist()
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1
-    assert "embedded sample" in lines[0] and str(data_env) in lines[0] and "unset DLT_OFFLINE" in lines[0]
-    assert splits.name == "mnist-sample" and splits.notice == lines[0]
-    assert splits.source == "embedded sample of 10,000 MNIST digits (npm mnist@1.1.0) — not the full 70,000"
+    # one line, which says which data and why; how to get the full set is in .notice
+    assert (
+        capsys.readouterr().out
+        == "MNIST: the 10,000-digit sample shipped in dlt_lib (offline: DLT_OFFLINE=1)\n"
+    )
+    assert splits.name == "mnist-sample" and splits.source.startswith(data.SAMPLE_SOURCE)
+    assert str(data_env) in splits.notice and "mnist.pkl.gz" in splits.notice
     _check_form(splits, (7142, 1429, 1429))
     n_train, n_valid, n_test = (s.n for s in splits)
     assert n_train + n_valid + n_test == 10_000
@@ -176,6 +178,22 @@ def test_offline_env_gives_the_sample_with_a_notice(monkeypatch, capsys, data_en
     np.testing.assert_allclose(k, np.round(k), atol=1e-4)
 
 
+def test_offline_and_asking_for_the_full_data_is_an_error(monkeypatch, data_env):
+    monkeypatch.setenv("DLT_OFFLINE", "1")
+    with pytest.raises(data.DatasetNotFoundError, match="downloads are off.*mnist.pkl.gz"):
+        data.load_mnist(sample_fallback=False)
+
+
+def test_fashion_mnist_not_required_degrades_with_one_sentence(monkeypatch, tmp_path, data_env, capsys):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")
+    monkeypatch.setenv("DLT_OFFLINE", "1")
+    with pytest.raises(data.DatasetNotFoundError, match="not installed"):
+        data.load_fashion_mnist()
+    assert data.load_fashion_mnist(required=False) is None
+    out = capsys.readouterr().out
+    assert out.startswith("Fashion-MNIST: not available") and out.count("\n") == 1
+
+
 def test_offline_argument_quiet_warns():
     with pytest.warns(data.SampleFallbackWarning, match="offline=True"):
         splits = data.load_mnist(offline=True, verbose=False)
@@ -184,7 +202,7 @@ def test_offline_argument_quiet_warns():
 
 def test_load_mnist_sample_matches_the_npz_and_its_provenance(capsys):
     splits = data.load_mnist_sample()
-    assert capsys.readouterr().out.strip() == f"mnist-sample: {data.SAMPLE_SOURCE}"
+    assert capsys.readouterr().out.strip() == f"MNIST: {data.SAMPLE_SOURCE}"
     npz_path = resources.files("dlt_lib").joinpath("datasets/mnist_sample.npz")
     with npz_path.open("rb") as f, np.load(f) as npz:
         for part, split in zip(("train", "valid", "test"), splits):
@@ -212,11 +230,11 @@ def test_sample_splits_are_disjoint():
 # ----------------------------------------------------------------------------
 
 
-def test_fashion_mnist_from_debian_package(require_or_fail_in_ci, capsys):
+def test_fashion_mnist_from_debian_package(capsys):
     present = all(
         (data.DEBIAN_FASHION_MNIST_DIR / r.filename).is_file() for r in data.FASHION_MNIST_FILES.values()
     )
-    require_or_fail_in_ci(
+    require(
         present, "Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
     )
     splits = data.load_fashion_mnist()
@@ -266,16 +284,6 @@ def test_fashion_mnist_truncated_idx_is_an_error(tmp_path, monkeypatch, write_id
         data.load_fashion_mnist()
 
 
-def test_ci_helper_fails_in_ci_and_skips_otherwise(monkeypatch, require_or_fail_in_ci):
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="CI is set"):
-        require_or_fail_in_ci(False, "thing missing")
-    monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="thing missing"):
-        require_or_fail_in_ci(False, "thing missing")
-    require_or_fail_in_ci(True, "present: nothing happens")
-
-
 # ----------------------------------------------------------------------------
 # load_dataset, DataSplits
 # ----------------------------------------------------------------------------
@@ -293,7 +301,9 @@ def test_load_dataset_names(monkeypatch):
     with pytest.warns(data.SampleFallbackWarning):
         assert data.load_dataset("MNIST", verbose=False).name == "mnist-sample"
     assert set(data.DATASETS) == {"mnist", "mnist-sample", "fashion-mnist"}
-    with pytest.raises(ValueError, match="Unknown dataset 'cifar'.*'mnist', 'mnist-sample', 'fashion-mnist'"):
+    with pytest.raises(
+        ValueError, match="dataset name must be one of 'mnist', 'mnist-sample', 'fashion-mnist'; got 'cifar'"
+    ):
         data.load_dataset("cifar")
 
 
@@ -369,10 +379,25 @@ def test_n_batches():
         shared.n_batches(4) == 2 and shared.n_batches(4, drop_last=False) == 3 and shared.n_batches(10) == 1
     )
     for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="positive integer"):
+        with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 10\]"):
             shared.n_batches(bad)
-    with pytest.raises(ValueError, match="larger than the 10 examples"):
+    with pytest.raises(ValueError, match="got 11. A minibatch must fit in the 10 examples"):
         shared.minibatch(0, 11)
+
+
+def test_shared_dataset_by_minibatch_gives_the_same_rows_as_the_slice():
+    split = _toy_split(n=10)
+    flat, blocks = data.shared_dataset(split), data.shared_dataset(split, batch_size=4)
+    assert blocks.X.type.shape == (2, 4, split[0].shape[1]) and blocks.y.type.shape == (2, 4)
+    assert (blocks.n, blocks.n_batches(), blocks.batch_size) == (8, 2, 4)  # the last 10 % 4 are left out
+    index = pt.lscalar("i")
+    both = pytensor.function([index], [*flat.minibatch(index, 4), *blocks.minibatch(index)])
+    for i in range(2):
+        Xf, yf, Xb, yb = both(i)
+        np.testing.assert_array_equal(Xf, Xb)
+        np.testing.assert_array_equal(yf, yb)
+    with pytest.raises(ValueError, match="stored in minibatches of 4; got batch_size=5"):
+        blocks.minibatch(0, 5)
 
 
 def test_shared_dataset_rejects_bad_input():
@@ -393,6 +418,14 @@ def test_shared_splits():
         data.shared_splits([_toy_split()])
 
 
-def test_nothing_here_touches_the_real_cache(data_env):
-    # data_env points DLT_DATA_HOME at a temporary directory for every test here.
-    assert os.environ["DLT_DATA_HOME"] == str(data_env)
+def test_a_download_lands_in_the_test_cache_not_the_real_one(
+    data_env, http_server, write_mnist_pkl, tmp_path, monkeypatch
+):
+    before = real_cache_state()
+    path, _ = write_mnist_pkl(tmp_path / "served.pkl.gz")
+    _canonical(monkeypatch, path)
+    http_server.routes["/mnist.pkl.gz"] = path.read_bytes()
+    splits = data.load_mnist(mirrors=[f"{http_server.url}/mnist.pkl.gz"], idx_mirrors=[], verbose=False)
+    assert "downloaded from" in splits.source
+    assert (data_env / "mnist.pkl.gz").read_bytes() == path.read_bytes()  # the cache the test chose
+    assert real_cache_state() == before  # and nothing in the real one

@@ -28,7 +28,7 @@ from dlt_lib.download import (
     verify_file,
 )
 
-pytestmark = pytest.mark.network_free_server
+pytestmark = [pytest.mark.network_free_server, pytest.mark.usefixtures("real_cache_untouched")]
 
 PAYLOAD = bytes(range(256)) * 40  # 10 KiB
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -62,8 +62,7 @@ def test_down_corrupt_good(tmp_path, mirrors, capsys):
     assert path.read_bytes() == PAYLOAD
     # Exactly the good file: no temporary file, no corrupt copy left behind.
     assert listing(tmp_path) == ["payload.bin"]
-    out = capsys.readouterr().out
-    assert "connection refused" in out and "bad file: MD5" in out
+    assert capsys.readouterr().out == ""  # the failed mirrors are not reported: one worked
 
 
 def test_all_bad_lists_every_url_and_how_to_place_the_file(tmp_path, mirrors, http_server):
@@ -254,12 +253,24 @@ def test_load_mnist_bad_files_raise_instead_of_falling_back(
 
 def test_load_mnist_without_network_uses_the_sample(data_env, closed_port_url, capsys):
     splits = data.load_mnist(mirrors=[f"{closed_port_url}/a"], idx_mirrors=[f"{closed_port_url}/"])
-    assert splits.name == "mnist-sample" and splits.source == data.SAMPLE_SOURCE
-    out = capsys.readouterr().out
-    notice = [line for line in out.splitlines() if line.startswith("No network")]
-    assert len(notice) == 1 and str(data_env) in notice[0] and "mnist.pkl.gz" in notice[0]
-    with pytest.warns(data.SampleFallbackWarning, match="No network"):
+    assert splits.name == "mnist-sample"
+    # One line: the pickle's URL and the first IDX file's failed (no server: the rest are not tried).
+    expected = f"{data.SAMPLE_SOURCE} (no network: none of the 2 download URLs answered)"
+    assert splits.source == expected and capsys.readouterr().out == f"MNIST: {expected}\n"
+    assert str(data_env) in splits.notice and "mnist.pkl.gz" in splits.notice
+    with pytest.warns(data.SampleFallbackWarning, match="no network"):
         data.load_mnist(mirrors=[f"{closed_port_url}/a"], idx_mirrors=[], verbose=False)
+
+
+def test_asking_for_the_full_data_without_network_lists_every_url(data_env, closed_port_url):
+    mirrors = [f"{closed_port_url}/a", f"{closed_port_url}/b"]
+    with pytest.raises(DownloadError) as info:
+        data.load_mnist(mirrors=mirrors, idx_mirrors=[f"{closed_port_url}/"], sample_fallback=False)
+    message = str(info.value)
+    assert (
+        all(url in message for url in mirrors) and f"{closed_port_url}/train-images-idx3-ubyte.gz" in message
+    )
+    assert message.count("connection refused") == 3
 
 
 def test_load_fashion_mnist_downloads(data_env, http_server, write_idx_set, tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ from scipy import signal
 
 from dlt_lib import checkpoint, data, training
 from dlt_lib.models import MLP, LeNet
+from dlt_lib.validation import InvalidParameterError
 
 
 def numpy_lenet(values, X):
@@ -68,7 +69,7 @@ def test_trainer_evaluates_every_example_in_chunks(monkeypatch):
     X, y = rng.random((11, 784), dtype=np.float32), rng.integers(0, 10, 11)
     labels = pt.ivector("y")
     monkeypatch.setattr(model, "eval_batch_size", 4)
-    error, nll = training.evaluator(model, labels, X, y, "valid", "C")()
+    error, nll = training._evaluator(model, labels, (X, y), "valid", "C")()
     p = numpy_lenet(model.get_param_values(), X)
     assert error == pytest.approx(np.mean(p.argmax(axis=1) != y))
     assert nll == pytest.approx(-np.mean(np.log(p[np.arange(11), y])), rel=1e-5)
@@ -88,13 +89,13 @@ def test_checkpoint_round_trip(tmp_path):
     "kwargs, message",
     [
         ({"nkerns": (20,)}, "two stages"),
-        ({"nkerns": (0, 5)}, "positive integer"),
+        ({"nkerns": (0, 5)}, "integer >= 1"),
         ({"image_shape": (12, 12)}, "too small"),
-        ({"n_hidden": 0}, "positive integer"),
+        ({"n_hidden": 0}, "integer >= 1"),
     ],
 )
 def test_clear_errors_for_impossible_architectures(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidParameterError, match=message):
         LeNet(**kwargs)
 
 
@@ -105,7 +106,8 @@ def test_lenet_beats_the_mlp_trained_as_long():
     # must end with a clearly lower validation error.  (About 20 s on 2 cores.)
     (Xtr, ytr), valid, test = data.load_mnist_sample(verbose=False)
     small = ((Xtr[:2000], ytr[:2000]), valid, test)
-    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=3, patience=10**6, progress=False, mode="C")
+    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=3, progress=False, mode="C")
+    settings["early_stopping"] = training.EarlyStopping(patience=10**6)  # the epochs decide
     lenet = training.train(LeNet(), small, **settings)
     mlp = training.train(MLP(784, 500, 10), small, **settings)
     assert lenet.n_train_batches == mlp.n_train_batches == 100

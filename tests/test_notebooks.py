@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
+import book_toc
 import pytest
 import yaml
+from support import require
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -33,20 +34,7 @@ def config() -> dict:
 
 
 def toc_files() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    assert toc["format"] == "jb-book"
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return files
+    return book_toc.entries()
 
 
 def book_sources() -> list[Path]:
@@ -95,7 +83,9 @@ def test_notebook_stores_only_the_outputs_nbval_checks(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernel must be python3"
     found = _load_refresh_script().problems(nb)
-    assert not found, f"{path.name}: {found}; run python scripts/refresh_notebook_outputs.py {path.relative_to(ROOT)}"
+    assert not found, (
+        f"{path.name}: {found}; run python scripts/refresh_notebook_outputs.py {path.relative_to(ROOT)}"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
@@ -154,12 +144,10 @@ def test_check_finds_cdn_references(tmp_path):
     assert fwa.check(tmp_path) == 1
 
 
+@pytest.mark.book
 def test_fetch_web_assets(tmp_path):
     """npm pack works and gives every file the book's pages load."""
-    if not shutil.which("npm"):
-        if os.environ.get("CI"):
-            pytest.fail("npm is missing: .ci/run installs nodejs/npm")
-        pytest.skip("npm is not installed (apt-get install nodejs npm)")
+    require(shutil.which("npm"), "npm is not installed (apt-get install nodejs npm; .ci/run does)")
     dest = tmp_path / "web"
     versions = fwa.fetch(dest)
     assert versions["mathjax@3"].startswith("3.")

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dlt_lib import plot  # noqa: E402
+from dlt_lib import files, plot  # noqa: E402
 from dlt_lib.training import History, ValidationRecord  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -231,6 +231,10 @@ def _history(valid=(0.12, 0.09, 0.08, 0.085, 0.0749), frequency=247):
     )
 
 
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def _lines_through(ax, x, y):
     return [
         line
@@ -254,8 +258,7 @@ def test_learning_curves_panels_and_best_point():
     # The validation curve is the records' errors in percent.
     valid_line = next(line for line in ax_err.get_lines() if line.get_label() == "validation error")
     np.testing.assert_allclose(valid_line.get_ydata(), 100 * history.column("valid_error"))
-    notes = [t.get_text() for t in ax_err.texts]
-    assert any("best: 7.49% valid at it. 1234" in note for note in notes)
+    assert "best: 7.49% valid at it. 1234, test 7.99%" in _legend_texts(ax_err)  # the star explained
     # The stop line, in both panels: dashed, every x at the stop iteration.
     for ax in (ax_cost, ax_err):
         stops = [
@@ -273,13 +276,13 @@ def test_learning_curves_panels_and_best_point():
 def test_learning_curves_show_test_and_smoothing():
     history = _history()
     with_test = plot.learning_curves(history, smoothing=1).axes[1]
-    test_lines = [line for line in with_test.get_lines() if "test" in line.get_label()]
+    test_lines = [line for line in with_test.get_lines() if line.get_label().startswith("test")]
     assert len(test_lines) == 1
     np.testing.assert_allclose(test_lines[0].get_xdata(), [246, 493, 740, 1234])
     np.testing.assert_allclose(test_lines[0].get_ydata(), [12.5, 9.5, 8.5, 7.99])
     without = plot.learning_curves(history, show_test=False).axes[1]
-    assert not [line for line in without.get_lines() if "test" in line.get_label()]
-    assert not any("test" in t.get_text() for t in without.texts)
+    assert not [line for line in without.get_lines() if line.get_label().startswith("test")]
+    assert not any("test" in text for text in _legend_texts(without))
     # smoothing=25: the curve is the centred 25-update mean of the raw costs.
     ax_cost = plot.learning_curves(history, smoothing=25).axes[0]
     smooth = next(line for line in ax_cost.get_lines() if "moving average" in line.get_label())
@@ -304,7 +307,7 @@ def test_learning_curves_single_record_and_nans():
         fig.canvas.draw()
     lo, hi = fig.axes[1].get_ylim()
     assert lo < 12 < 13 < hi and hi - lo >= 2  # the two points are inside a readable range
-    assert any("best: 12.00% valid at it. 99" in t.get_text() for t in fig.axes[1].texts)
+    assert any("best: 12.00% valid at it. 99" in text for text in _legend_texts(fig.axes[1]))
 
     history = _history(valid=(0.2, np.nan, 0.1, 0.15))
     history.train_costs[10] = np.nan
@@ -366,8 +369,8 @@ def test_best_note_hides_no_data(history):
     fig = plot.learning_curves(history)
     fig.canvas.draw()
     ax_err = fig.axes[1]
-    (note,) = [t for t in ax_err.texts if t.get_text().startswith("best:")]
-    assert _data_points_under(note.get_bbox_patch().get_window_extent(), ax_err) == 0
+    assert any(text.startswith("best:") for text in _legend_texts(ax_err))
+    assert _data_points_under(ax_err.get_legend().get_window_extent(), ax_err) == 0
 
 
 def test_learning_curves_in_one_given_axes():
@@ -448,7 +451,7 @@ def test_save_figure_failure_keeps_the_old_file(tmp_path, monkeypatch):
         with pytest.raises(OSError, match="disk full"):
             plot.save_figure(fig, path)
     with monkeypatch.context() as patch:
-        patch.setattr(plot.os, "replace", broken_replace)
+        patch.setattr(files.os, "replace", broken_replace)
         with pytest.raises(OSError, match="rename refused"):
             plot.save_figure(fig, path)
     assert path.read_bytes() == old

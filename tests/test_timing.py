@@ -9,7 +9,9 @@ from dlt_lib.models import LogisticRegression
 
 def test_median_times_calls_each_function_interleaved():
     calls = []
-    result = timing.median_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    result = timing.median_times(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1
+    )
     assert calls == ["a", "b", "a", "b", "a", "b", "a", "b"]
     assert set(result) == {"a", "b"} and all(v >= 0 for v in result.values())
 
@@ -37,13 +39,14 @@ def test_compile_updates_runs_the_trainers_epoch():
         training.compile_updates(LogisticRegression(6, 2), X, y, batch_size=0, learning_rate=0.5)
 
 
-@pytest.mark.parametrize("mode", ["C", "JAX"])
+@pytest.mark.parametrize("mode", ["C", pytest.param("JAX", marks=pytest.mark.jax)])
 def test_feeding_comparison_times_both_ways(mode):
     X, y = toy()
     result = timing.feeding_comparison(X, y, batch_size=20, repeats=1, mode=mode)
     assert set(result) == {"shared", "host"} and all(v > 0 for v in result.values())
 
 
+@pytest.mark.jax
 def test_jax_training_matches_c_and_keeps_the_data_on_the_device():
     import jax
 
@@ -52,10 +55,15 @@ def test_jax_training_matches_c_and_keeps_the_data_on_the_device():
     runs = {}
     for mode in ("C", "JAX"):
         model = LogisticRegression(6, 2)
-        runs[mode] = (model, training.train(model, data, batch_size=20, n_epochs=3, mode=mode, progress=False))
+        runs[mode] = (
+            model,
+            training.train(model, data, batch_size=20, n_epochs=3, mode=mode, progress=False),
+        )
     np.testing.assert_allclose(runs["JAX"][1].train_costs, runs["C"][1].train_costs, rtol=1e-5)
     np.testing.assert_allclose(runs["JAX"][0].W.get_value(), runs["C"][0].W.get_value(), rtol=1e-4, atol=1e-6)
-    runner = training.compile_updates(LogisticRegression(6, 2), X, y, batch_size=20, learning_rate=0.5, mode="JAX")
+    runner = training.compile_updates(
+        LogisticRegression(6, 2), X, y, batch_size=20, learning_rate=0.5, mode="JAX"
+    )
     data_vars = [v for v in runner.fn.maker.fgraph.inputs if getattr(v, "name", "") in ("train_X", "train_y")]
     storage = [runner.fn.input_storage[runner.fn.maker.fgraph.inputs.index(v)].storage[0] for v in data_vars]
     assert storage and all(isinstance(value, jax.Array) for value in storage)

@@ -4,14 +4,19 @@ import math
 
 import numpy as np
 import pytensor
+import pytensor.tensor as pt
 import pytest
 
 from dlt_lib import training
+from dlt_lib.checkpoint import CheckpointError
 from dlt_lib.models import MLP, LogisticRegression
 from dlt_lib.training import EarlyStopping, TrainingDiverged, train
+from dlt_lib.validation import InvalidParameterError
 
 
-def seed_loop(validation_losses, n_train_batches, n_epochs, patience, patience_increase, improvement_threshold):
+def seed_loop(
+    validation_losses, n_train_batches, n_epochs, patience, patience_increase, improvement_threshold
+):
     """The seed tutorial's loop, transcribed literally, driven by scripted validation losses.
 
     Returns the iterations at which it validated, the (iteration, new patience)
@@ -49,7 +54,8 @@ def test_patience_rule_on_a_scripted_sequence():
     assert stopper.update(3, 0.50) and stopper.patience == 10  # max(10, 3*2)
     assert not stopper.should_stop(9) and stopper.should_stop(10)
     assert stopper.update(7, 0.40) and stopper.patience == 14  # significant: max(10, 7*2)
-    assert stopper.update(11, 0.3995) and stopper.patience == 14  # better, but by less than 0.5%: no extension
+    # better, but by less than 0.5%: no extension
+    assert stopper.update(11, 0.3995) and stopper.patience == 14
     assert stopper.best_loss == 0.3995 and stopper.best_iteration == 11
     assert not stopper.update(15, 0.45)
     assert stopper.stop_iteration() == 14
@@ -80,11 +86,11 @@ def toy_data(n_train=400, n_in=12, seed=0, noise=0.5):
 DATA = toy_data()
 
 
-def run(model=None, **kwargs):
+def run(model=None, patience=60, **kwargs):
     model = model or LogisticRegression(12, 3)
-    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=30, patience=60, progress=False, mode="C")
+    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=30, progress=False, mode="C")
     settings.update(kwargs)
-    return model, train(model, DATA, **settings)
+    return model, train(model, DATA, early_stopping=EarlyStopping(patience), **settings)
 
 
 def test_trainer_follows_the_seed_loop_exactly():
@@ -115,11 +121,18 @@ def test_trainer_learns_and_keeps_the_best_parameters():
 
 
 def test_scanned_chunks_equal_one_call_per_minibatch():
-    model_a, ha = run(use_scan=True)
-    model_b, hb = run(use_scan=False)
-    np.testing.assert_allclose(ha.train_costs, hb.train_costs, rtol=1e-5)
-    assert [r.valid_error for r in ha.records] == [r.valid_error for r in hb.records]
-    np.testing.assert_allclose(model_a.W.get_value(), model_b.W.get_value(), rtol=1e-5, atol=1e-6)
+    (X, y), _, _ = DATA
+    models, costs = {}, {}
+    for use_scan in (True, False):
+        models[use_scan] = LogisticRegression(12, 3)
+        runner = training.compile_updates(
+            models[use_scan], X, y, batch_size=20, learning_rate=0.1, optimizer="momentum", use_scan=use_scan
+        )
+        # pieces as train() runs them: up to a validation, across the end of an epoch
+        costs[use_scan] = np.concatenate([runner(0, 7), runner(7, 13), runner(20, 25)])
+    assert costs[True].shape == (45,)
+    np.testing.assert_allclose(costs[True], costs[False], rtol=1e-5)
+    np.testing.assert_allclose(models[True].W.get_value(), models[False].W.get_value(), rtol=1e-5, atol=1e-6)
 
 
 def test_restore_best_false_keeps_the_last_parameters():
@@ -167,14 +180,16 @@ def test_divergence_stops_with_a_clear_error():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"learning_rate": 0}, "learning_rate must be a positive number"),
-        ({"learning_rate": -0.1}, "learning_rate must be a positive number"),
-        ({"batch_size": 0}, "batch_size must be a positive integer"),
-        ({"batch_size": 401}, "larger than the training set"),
-        ({"patience": 0}, "patience must be at least 1"),
-        ({"n_epochs": 0}, "n_epochs must be a positive integer"),
-        ({"l2": -1.0}, "l2 must be >= 0"),
-        ({"mode": "GPU"}, "Unknown PyTensor mode"),
+        ({"learning_rate": 0}, "learning_rate must be a number > 0"),
+        ({"learning_rate": -0.1}, "learning_rate must be a number > 0"),
+        ({"learning_rate": pt.vector("lr")}, "symbolic learning_rate must be a scalar"),
+        ({"batch_size": 0}, r"batch_size must be an integer in \[1, 400\]; got 0"),
+        ({"batch_size": 401}, "must fit in the 400 training examples"),
+        ({"patience": 0}, "patience must be a number >= 1"),
+        ({"n_epochs": 0}, "n_epochs must be an integer >= 1"),
+        ({"l2": -1.0}, "l2 must be a number >= 0"),
+        ({"mode": "GPU"}, "PyTensor mode must be one of 'C', 'NUMBA', 'JAX'; got 'GPU'"),
+        ({"checkpoint_metadata": {"training": 1}}, "must not use the key 'training'"),
     ],
 )
 def test_invalid_settings_are_rejected_before_compiling(monkeypatch, kwargs, message):
@@ -182,7 +197,7 @@ def test_invalid_settings_are_rejected_before_compiling(monkeypatch, kwargs, mes
         raise AssertionError("compiled before validating the settings")
 
     monkeypatch.setattr(pytensor, "function", no_compiling)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidParameterError, match=message):
         run(**kwargs)
 
 
@@ -213,7 +228,8 @@ def test_checkpoint_at_best_and_resume_gives_the_same_run(tmp_path):
     best = checkpoint.load(ckpt)
     np.testing.assert_array_equal(best.W.get_value(), resumed_model.W.get_value())
     meta = checkpoint.read_metadata(ckpt)
-    assert meta["training"]["best_valid_error"] == pytest.approx(resumed.best_valid_error)
+    assert meta["metadata"]["training"]["best_valid_error"] == pytest.approx(resumed.best_valid_error)
+    assert meta["format"] == "dlt_lib checkpoint 2" and meta["model_class"] == "LogisticRegression"
 
 
 def test_history_summary_and_columns():
@@ -234,11 +250,178 @@ def test_progress_bar_runs(capsys):
 def test_training_cost_includes_penalties():
     model = LogisticRegression(12, 3)
     model.set_param_values({"W": np.ones((12, 3), "float32"), "b": np.zeros(3, "float32")})
-    import pytensor.tensor as pt
-
     y = pt.ivector("y")
     X = DATA[0][0][:5]
     yv = DATA[0][1][:5].astype("int32")
     base = pytensor.function([model.input, y], training.training_cost(model, y))(X, yv)
     both = pytensor.function([model.input, y], training.training_cost(model, y, l1=0.1, l2=0.01))(X, yv)
     assert both == pytest.approx(base + 0.1 * 36 + 0.01 * 36, rel=1e-5)
+
+
+def test_a_shared_or_scheduled_learning_rate_is_accepted():
+    from dlt_lib import updates
+
+    _, constant = run(n_epochs=2)
+    _, shared = run(n_epochs=2, learning_rate=pytensor.shared(np.float32(0.1), name="lr"))
+    assert shared.train_costs == pytest.approx(constant.train_costs, rel=1e-5)  # float32 rounding
+    step = updates.step_counter()
+    halving = updates.exponential_decay(0.1, 0.5, step, decay_steps=20)  # halves every epoch of 20 updates
+    _, scheduled = run(n_epochs=2, learning_rate=halving)
+    assert step.get_value() == len(scheduled.train_costs) == 40  # the rule advanced the counter
+    assert scheduled.train_costs[:2] == pytest.approx(constant.train_costs[:2])  # the same first step
+    assert scheduled.train_costs[-1] != pytest.approx(constant.train_costs[-1])
+
+
+def test_early_stopping_object_is_not_changed_by_a_run():
+    stopper = EarlyStopping(patience=60)
+    train(LogisticRegression(12, 3), DATA, batch_size=20, n_epochs=5, early_stopping=stopper, progress=False)
+    assert (stopper.patience, stopper.best_loss, stopper.best_iteration) == (60, math.inf, -1)
+
+
+def test_resume_refuses_a_state_from_another_run(tmp_path):
+    from dlt_lib.checkpoint import CheckpointError
+
+    ckpt = tmp_path / "best.npz"
+    run(n_epochs=2, optimizer="momentum", checkpoint_path=ckpt)
+    with pytest.raises(CheckpointError, match="does not fit this optimizer"):
+        run(n_epochs=3, optimizer="adam", learning_rate=0.01, resume_from=ckpt)
+    with pytest.raises(CheckpointError, match="minibatches per epoch"):
+        run(n_epochs=3, optimizer="momentum", batch_size=40, resume_from=ckpt)
+    with pytest.raises(CheckpointError, match="saved from a LogisticRegression"):
+        run(MLP(12, 4, 3), n_epochs=3, optimizer="momentum", resume_from=ckpt)
+
+
+# ----------------------------------------------------------------------------
+# Shuffling, chunks, and a hook at each validation
+# ----------------------------------------------------------------------------
+def _loaded_minibatches(feed, iterations):
+    """The rows of X the step reads at each of ``iterations``, through the feed's shared variables."""
+    index = pt.lscalar("i")
+    read = pytensor.function([index], feed.minibatch(index)[0])
+    return [read(feed.load(it)) for it in iterations]
+
+
+def test_fixed_order_is_the_default_and_a_seed_shuffles_each_epoch():
+    (X, y), _, _ = DATA
+    fixed = training.MinibatchFeed(X, y, 20)
+    np.testing.assert_array_equal(_loaded_minibatches(fixed, [3, 23])[1], X[60:80])  # epoch 2, minibatch 3
+    feed = training.MinibatchFeed(X, y, 20, shuffle=7)
+    first, second = feed.order(0), feed.order(1)
+    assert sorted(first) == list(range(400)) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(training.MinibatchFeed(X, y, 20, shuffle=7).order(1), second)  # seeded
+    epoch_two = np.concatenate(_loaded_minibatches(feed, range(20, 40)))
+    np.testing.assert_array_equal(epoch_two, X[second])
+    assert not np.array_equal(epoch_two, X)
+
+
+def test_shuffled_runs_repeat_and_resume_exactly(tmp_path):
+    _, fixed = run(n_epochs=4, patience=10_000)
+    _, shuffled = run(n_epochs=4, patience=10_000, shuffle=3)
+    _, again = run(n_epochs=4, patience=10_000, shuffle=3)
+    assert shuffled.train_costs == again.train_costs and shuffled.shuffle == 3
+    assert shuffled.train_costs[:20] != fixed.train_costs[:20]
+    ckpt = tmp_path / "best.npz"
+    run(n_epochs=2, patience=10_000, shuffle=3, checkpoint_path=ckpt)
+    _, resumed = run(n_epochs=4, patience=10_000, shuffle=3, resume_from=ckpt)
+    assert resumed.train_costs == pytest.approx(shuffled.train_costs, rel=1e-6)
+    with pytest.raises(CheckpointError, match="shuffle=3"):
+        run(n_epochs=4, patience=10_000, resume_from=ckpt)
+
+
+@pytest.mark.parametrize("use_scan", [False, True])
+def test_chunks_in_shared_memory_give_the_same_updates(use_scan):
+    (X, y), _, _ = DATA
+    results = []
+    for chunk_size in (None, 3):
+        model = LogisticRegression(12, 3)
+        runner = training.compile_updates(
+            model, X, y, batch_size=20, learning_rate=0.1, chunk_size=chunk_size, use_scan=use_scan, shuffle=5
+        )
+        assert runner.feed.shared.X.get_value().shape[0] == (chunk_size or 20)  # what the device holds
+        results.append((np.concatenate([runner(0, 7), runner(7, 33)]), model.W.get_value()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
+    _, whole = run(n_epochs=3)
+    _, chunked = run(n_epochs=3, chunk_size=6)  # 20 minibatches: chunks of 6, 6, 6 and 2
+    assert chunked.train_costs == pytest.approx(whole.train_costs, rel=1e-6)
+
+
+def test_on_validation_sees_each_record_and_can_stop_the_run():
+    seen = []
+
+    def stop_at_the_third(record):
+        seen.append(record)
+        return len(seen) == 3
+
+    _, history = run(n_epochs=30, patience=10_000, on_validation=stop_at_the_third)
+    assert seen == history.records and len(seen) == 3
+    assert history.stop_reason == f"on_validation asked to stop at iteration {seen[-1].iteration}"
+
+
+def test_an_exception_from_on_validation_propagates_and_leaves_a_run_to_resume(tmp_path, capsys):
+    class Pruned(Exception):
+        pass
+
+    def prune_at_the_second(record):
+        if record.iteration >= 39:
+            raise Pruned(record.iteration)
+
+    ckpt = tmp_path / "best.npz"
+    with pytest.raises(Pruned):
+        run(
+            n_epochs=6,
+            patience=10_000,
+            progress=True,
+            checkpoint_path=ckpt,
+            on_validation=prune_at_the_second,
+        )
+    err = capsys.readouterr().err
+    assert "40/120" in err  # the bar was closed where the run stopped, after 40 of 120 updates
+    _, full = run(n_epochs=6, patience=10_000)
+    _, resumed = run(n_epochs=6, patience=10_000, resume_from=ckpt)
+    assert resumed.train_costs == pytest.approx(full.train_costs, rel=1e-6)
+
+
+def test_numbers_are_kept_in_shared_scalars_so_new_values_reuse_the_compiled_step():
+    (X, y), _, _ = DATA
+    model = LogisticRegression(12, 3)
+    runner = training.compile_updates(model, X, y, batch_size=20, learning_rate=0.1, l2=1e-3)
+    shared = {var.name: var for var in runner.fn.get_shared()}
+    assert float(shared["lr"].get_value()) == pytest.approx(0.1) and "l2" in shared and "l1" not in shared
+    shared["lr"].set_value(np.float32(0.0))  # a new value, the same compiled step: nothing moves
+    before = model.W.get_value()
+    runner(0, 3)
+    np.testing.assert_array_equal(model.W.get_value(), before)
+    l2 = pytensor.shared(np.float32(0.5), name="my_l2")  # a symbolic penalty weight is taken as it is
+    _, penalised = run(n_epochs=1, l2=l2)
+    _, numeric = run(n_epochs=1, l2=0.5)
+    assert penalised.train_costs == pytest.approx(numeric.train_costs, rel=1e-5)
+
+
+def test_a_second_run_on_the_same_model_reuses_the_compiled_functions(monkeypatch):
+    model = LogisticRegression(12, 3)
+    start = model.get_param_values()
+    run(model, n_epochs=2, optimizer="momentum", shuffle=1)
+    model.set_param_values(start)
+
+    def no_compiling(*args, **kw):
+        raise AssertionError("compiled again")
+
+    with monkeypatch.context() as patch:  # other numbers, another order, the same graph
+        patch.setattr(pytensor, "function", no_compiling)
+        _, again = run(model, n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=0.2, l2=0.0)
+    _, fresh = run(LogisticRegression(12, 3), n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=0.2)
+    assert again.train_costs == pytest.approx(fresh.train_costs, rel=1e-6)  # a fresh start: velocities at 0
+    with pytest.raises(InvalidParameterError, match="learning_rate"):  # still checked
+        run(model, n_epochs=2, optimizer="momentum", shuffle=2, learning_rate=-1)
+
+
+@pytest.mark.parametrize("shuffle", [None, 4])
+def test_a_feed_takes_other_arrays_of_the_same_shapes(shuffle):
+    (X, y), _, _ = DATA
+    feed = training.MinibatchFeed(X, y, 20, shuffle=shuffle, chunk_size=None if shuffle is None else 5)
+    feed.refill(X[::-1].copy(), y[::-1].copy(), shuffle=shuffle)
+    order = feed.order(0)
+    np.testing.assert_array_equal(_loaded_minibatches(feed, [0])[0], X[::-1][order[:20]])
+    with pytest.raises(InvalidParameterError, match="shapes this feed was built for"):
+        feed.refill(X[:100], y[:100], shuffle=shuffle)

@@ -90,11 +90,16 @@ def toy_data(seed=0, n_in=12):
                                             (lambda: MLP(12, 16, 3, seed=1234), 1e-3)])  # fmt: skip
 def test_trainer_retraces_the_tutorial_loop(make_model, l2):
     data = toy_data()
-    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=40, patience=100)
-    validations, best_iter, test_score, last, params = tutorial_loop(make_model(), data, l2=l2, **settings)
+    settings = dict(learning_rate=0.1, batch_size=20, n_epochs=40)
+    validations, best_iter, test_score, last, params = tutorial_loop(
+        make_model(), data, l2=l2, patience=100, **settings
+    )
 
     model = make_model()
-    history = training.train(model, data, l2=l2, progress=False, mode="C", restore_best=False, **settings)
+    stopping = training.EarlyStopping(patience=100, patience_increase=2, improvement_threshold=0.995)
+    history = training.train(
+        model, data, l2=l2, early_stopping=stopping, progress=False, mode="C", restore_best=False, **settings
+    )
     assert [r.iteration for r in history.records] == [it for it, _ in validations]
     np.testing.assert_allclose(
         [r.valid_error for r in history.records], [v for _, v in validations], atol=1e-6
@@ -122,7 +127,7 @@ def test_the_tutorials_leave_out_a_partial_last_minibatch_and_dlt_lib_does_not()
     extra_y = np.zeros(10, dtype=int)
     data = ((Xtr, ytr), (np.concatenate([Xva, extra_X]), np.concatenate([yva, extra_y])), (Xte, yte))
     model = LogisticRegression(12, 3)
-    history = training.train(model, data, learning_rate=0.1, batch_size=20, n_epochs=2, patience=1000,
+    history = training.train(model, data, learning_rate=0.1, batch_size=20, n_epochs=2,
                              progress=False, mode="C", restore_best=False)  # fmt: skip
     X_all, y_all = data[1]
     assert history.records[-1].valid_error == pytest.approx(model.error_rate(X_all, y_all), abs=1e-6)

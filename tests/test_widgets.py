@@ -25,15 +25,20 @@ def test_state_is_reset_between_runs_and_divergence_is_cut_short():
     np.testing.assert_array_equal(first, again)  # Adam's moments and step counter start from zero each time
     diverged = widgets.trajectory("ravine", "sgd", 5.0, 300)  # |1 - 2*5| = 9 > 1: y explodes
     assert len(diverged) < 301
-    with pytest.raises(ValueError, match="Unknown surface"):
+    with pytest.raises(ValueError, match="surface must be one of"):
         widgets.trajectory("moon", "sgd", 0.1, 3)
 
 
 def test_plot_and_explorer():
-    paths = {"sgd": widgets.trajectory("ravine", "sgd", 0.5, 10), "momentum": widgets.trajectory("ravine", "momentum", 0.1, 10)}
+    paths = {
+        "sgd": widgets.trajectory("ravine", "sgd", 0.5, 10),
+        "momentum": widgets.trajectory("ravine", "momentum", 0.1, 10),
+    }
     fig = widgets.plot_trajectories("ravine", paths)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert any(label.startswith("sgd") for label in labels) and any(label.startswith("momentum") for label in labels)
+    assert any(label.startswith("sgd") for label in labels) and any(
+        label.startswith("momentum") for label in labels
+    )
     panel = widgets.optimizer_explorer(steps=5)
     controls, out = panel.children
     assert len(out.outputs) == 1  # the first figure is drawn straight away

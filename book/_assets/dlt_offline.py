@@ -28,7 +28,9 @@ def _blank_thebe_url(app, pagename, templatename, context, doctree):
             if seen_thebe:
                 continue
             seen_thebe = True
-            attributes["body"] = _THEBE_URL.sub('const THEBE_JS_URL = ""', body)
+            attributes["body"] = _THEBE_URL.sub(
+                'const THEBE_JS_URL = ""', body
+            )
         scripts.append(script)
     if "script_files" in context:
         context["script_files"][:] = scripts
@@ -66,7 +68,8 @@ document.addEventListener("DOMContentLoaded", function () {
 
 
 def setup(app):
-    app.connect("html-page-context", _blank_thebe_url, priority=900)  # after the extensions that add scripts
+    # priority 900: after the extensions that add scripts
+    app.connect("html-page-context", _blank_thebe_url, priority=900)
     app.add_js_file(None, body=_DEFAULT_MODE, priority=1)
     app.add_js_file(None, body=_MATHJAX2_SHIM, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
