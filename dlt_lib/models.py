@@ -373,6 +373,35 @@ class LeNetConvPoolLayer:
         self.output_shape = (image_shape[0], filter_shape[0], rows, cols)
 
 
+def _lenet_sizes(image_shape, nkerns, n_hidden, n_out, filter_size, poolsize) -> dict:
+    """LeNet's hyper-parameters, checked, and the sizes of its maps after each stage."""
+    if len(tuple(image_shape)) != 2 or len(tuple(nkerns)) != 2:
+        raise InvalidParameterError(
+            f"image_shape is (rows, columns) and nkerns the filters of the two stages, e.g. (28, 28) "
+            f"and (20, 50); got {image_shape} and {nkerns}."
+        )
+    rows, cols = (_check_positive_int("image_shape", s) for s in image_shape)
+    nkerns = tuple(_check_positive_int("nkerns", k) for k in nkerns)
+    f, p = _check_positive_int("filter_size", filter_size), _check_positive_int("poolsize", poolsize)
+    stage1 = ((rows - f + 1) // p, (cols - f + 1) // p)
+    stage2 = ((stage1[0] - f + 1) // p, (stage1[1] - f + 1) // p)
+    if min(stage2) < 1:
+        raise InvalidParameterError(
+            f"Images of {rows} x {cols} are too small for two stages of {f} x {f} filters and "
+            f"{p} x {p} pooling (the second stage would be {stage2}). Use larger images or smaller filters."
+        )
+    return {
+        "image_shape": (rows, cols),
+        "nkerns": nkerns,
+        "n_hidden": _check_positive_int("n_hidden", n_hidden),
+        "n_out": _check_positive_int("n_out", n_out),
+        "filter_size": f,
+        "poolsize": p,
+        "stage1": stage1,
+        "n_features": nkerns[1] * stage2[0] * stage2[1],
+    }
+
+
 class LeNet(_Classifier):
     """The tutorials' LeNet (``convolutional_mlp.py``): two convolution-pooling stages, a tanh layer, softmax.
 
@@ -415,35 +444,22 @@ class LeNet(_Classifier):
         input=None,
         seed: int = 23455,
     ):
-        rows, cols = (_check_positive_int("image_shape", s) for s in image_shape)
-        nkerns = tuple(_check_positive_int("nkerns", k) for k in nkerns)
-        if len(nkerns) != 2:
-            raise InvalidParameterError(
-                f"nkerns gives the filters of the two stages, e.g. (20, 50); got {nkerns}."
-            )
-        self.image_shape, self.nkerns = (rows, cols), nkerns
-        self.n_hidden = _check_positive_int("n_hidden", n_hidden)
-        self.n_out = _check_positive_int("n_out", n_out)
-        self.filter_size = _check_positive_int("filter_size", filter_size)
-        self.poolsize = _check_positive_int("poolsize", poolsize)
+        sizes = _lenet_sizes(image_shape, nkerns, n_hidden, n_out, filter_size, poolsize)
+        self.image_shape, self.nkerns = sizes["image_shape"], sizes["nkerns"]
+        self.n_hidden, self.n_out = sizes["n_hidden"], sizes["n_out"]
+        self.filter_size, self.poolsize = sizes["filter_size"], sizes["poolsize"]
+        (rows, cols), stage1 = self.image_shape, sizes["stage1"]
         self.seed = int(seed)
         self.n_in = rows * cols
-        stage1 = ((rows - filter_size + 1) // poolsize, (cols - filter_size + 1) // poolsize)
-        stage2 = ((stage1[0] - filter_size + 1) // poolsize, (stage1[1] - filter_size + 1) // poolsize)
-        if min(stage2) < 1:
-            raise InvalidParameterError(
-                f"Images of {rows} x {cols} are too small for two stages of {filter_size} x {filter_size} "
-                f"filters and {poolsize} x {poolsize} pooling (the second stage would be {stage2})."
-            )
         self.input = _make_input(input, self.n_in)
         rng = np.random.RandomState(self.seed)  # the tutorials' generator
         images = self.input.reshape((-1, 1, rows, cols))  # constant shape: JAX needs it
         batch = self.input.type.shape[0]
-        window = (poolsize, poolsize)
+        window = (self.poolsize, self.poolsize)
         self.conv_pool1 = LeNetConvPoolLayer(
             rng,
             images,
-            filter_shape=(nkerns[0], 1, filter_size, filter_size),
+            filter_shape=(self.nkerns[0], 1, self.filter_size, self.filter_size),
             image_shape=(batch, 1, rows, cols),
             poolsize=window,
             name="conv1",
@@ -451,13 +467,14 @@ class LeNet(_Classifier):
         self.conv_pool2 = LeNetConvPoolLayer(
             rng,
             self.conv_pool1.output,
-            filter_shape=(nkerns[1], nkerns[0], filter_size, filter_size),
-            image_shape=(batch, nkerns[0], *stage1),
+            filter_shape=(self.nkerns[1], self.nkerns[0], self.filter_size, self.filter_size),
+            image_shape=(batch, self.nkerns[0], *stage1),
             poolsize=window,
             name="conv2",
         )
-        n_features = nkerns[1] * stage2[0] * stage2[1]
-        self.hidden = HiddenLayer(rng, self.conv_pool2.output.flatten(2), n_features, self.n_hidden, "tanh")
+        self.hidden = HiddenLayer(
+            rng, self.conv_pool2.output.flatten(2), sizes["n_features"], self.n_hidden, "tanh"
+        )
         self.output_layer = LogisticRegression(self.n_hidden, self.n_out, input=self.hidden.output)
         self.output_layer.W.name, self.output_layer.b.name = "output_W", "output_b"
         self.layers = [self.conv_pool1, self.conv_pool2, self.hidden, self.output_layer]
@@ -466,6 +483,27 @@ class LeNet(_Classifier):
         weights = [layer.W for layer in self.layers]
         self.L1 = losses.l1_penalty(weights)
         self.L2_sqr = losses.l2_penalty(weights)
+
+    @staticmethod
+    def parameter_shapes(
+        image_shape=(28, 28), nkerns=(20, 50), n_hidden=500, n_out=10, filter_size=5, poolsize=2, seed=23455
+    ) -> dict:
+        """The shape of each parameter of ``LeNet(**hyperparameters)``, checked as the constructor checks them.
+
+        Lets a checkpoint be checked against its model before the model is built.
+        """
+        s = _lenet_sizes(image_shape, nkerns, n_hidden, n_out, filter_size, poolsize)
+        (k1, k2), f = s["nkerns"], s["filter_size"]
+        return {
+            "conv1_W": (k1, 1, f, f),
+            "conv1_b": (k1,),
+            "conv2_W": (k2, k1, f, f),
+            "conv2_b": (k2,),
+            "hidden_W": (s["n_features"], s["n_hidden"]),
+            "hidden_b": (s["n_hidden"],),
+            "output_W": (s["n_hidden"], s["n_out"]),
+            "output_b": (s["n_out"],),
+        }
 
     def hyperparameters(self) -> dict:
         return {
