@@ -210,6 +210,18 @@ def _finish(result, strict):
     return result
 
 
+_FAILED = object()
+
+
+def _call(result, label, fn, *args):
+    """``fn(*args)``, or ``_FAILED`` after noting what it raised: a reader's error is reported, not raised."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        result.problems.append(f"{label}: your function raised {type(exc).__name__}: {exc}")
+        return _FAILED
+
+
 def _compare(result, label, got, expected, rtol=1e-5, atol=1e-6):
     got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
     if got.shape != expected.shape:
@@ -255,11 +267,10 @@ def softmax_regression_gradient(fn, seed: int = 0, strict: bool = False) -> Chec
         P /= P.sum(axis=1, keepdims=True)
         G = (P - np.eye(k)[y]) / n
         result.total += 2
-        try:
-            dW, db = fn(X.copy(), y.copy(), W.copy(), b.copy())
-        except Exception as exc:  # noqa: BLE001 - report the reader's error
-            result.problems.append(f"case {case + 1}: your function raised {type(exc).__name__}: {exc}")
+        got = _call(result, f"case {case + 1}", fn, X.copy(), y.copy(), W.copy(), b.copy())
+        if got is _FAILED:
             continue
+        dW, db = got
         _compare(result, f"case {case + 1} ({n} examples), dW", dW, X.T @ G)
         _compare(result, f"case {case + 1} ({n} examples), db", db, G.sum(axis=0))
     return _finish(result, strict)
@@ -276,13 +287,10 @@ def tutorial_error_rate(fn, strict: bool = False) -> CheckResult:
         expected = np.mean([np.mean(y_pred[i * batch_size : (i + 1) * batch_size] != y[i * batch_size : (i + 1) * batch_size])
                             for i in range(n_batches)])  # fmt: skip
         result.total += 1
-        try:
-            got = float(fn(y_pred, y, batch_size))
-        except Exception as exc:  # noqa: BLE001
-            result.problems.append(
-                f"n={n}, batch_size={batch_size}: your function raised {type(exc).__name__}: {exc}"
-            )
+        got = _call(result, f"n={n}, batch_size={batch_size}", fn, y_pred, y, batch_size)
+        if got is _FAILED:
             continue
+        got = float(got)
         if abs(got - expected) > 1e-9:
             every = np.mean(y_pred != y)
             hint = " (that is the rate over every example)" if abs(got - every) < 1e-12 else ""
@@ -306,13 +314,10 @@ def glorot_bound(fn, strict: bool = False) -> CheckResult:
     result = CheckResult("glorot_bound", 0, len(cases))
     for n_in, n_out, activation in cases:
         expected = np.sqrt(6.0 / (n_in + n_out)) * (4 if activation == "sigmoid" else 1)
-        try:
-            got = float(fn(n_in, n_out, activation))
-        except Exception as exc:  # noqa: BLE001
-            result.problems.append(
-                f"{(n_in, n_out, activation)}: your function raised {type(exc).__name__}: {exc}"
-            )
+        got = _call(result, f"{(n_in, n_out, activation)}", fn, n_in, n_out, activation)
+        if got is _FAILED:
             continue
+        got = float(got)
         if not np.isclose(got, expected, rtol=1e-6):
             result.problems.append(f"{(n_in, n_out, activation)}: expected {expected:.6f}, got {got:.6f}")
         else:
@@ -332,10 +337,8 @@ def mlp_forward(fn, seed: int = 0, strict: bool = False) -> CheckResult:
         z = np.tanh(X @ W1 + b1) @ W2 + b2
         P = np.exp(z - z.max(axis=1, keepdims=True))
         result.total += 1
-        try:
-            got = fn(X, W1, b1, W2, b2)
-        except Exception as exc:  # noqa: BLE001
-            result.problems.append(f"case {case + 1}: your function raised {type(exc).__name__}: {exc}")
+        got = _call(result, f"case {case + 1}", fn, X, W1, b1, W2, b2)
+        if got is _FAILED:
             continue
         _compare(result, f"case {case + 1}", got, P / P.sum(axis=1, keepdims=True))
     return _finish(result, strict)
@@ -364,10 +367,8 @@ def conv2d(fn, seed: int = 0, strict: bool = False) -> CheckResult:
         w = rng.normal(size=(k, c, fr, fc))
         expected = _conv_reference(x, w)
         result.total += 1
-        try:
-            got = fn(x.copy(), w.copy())
-        except Exception as exc:  # noqa: BLE001
-            result.problems.append(f"case {case + 1}: your function raised {type(exc).__name__}: {exc}")
+        got = _call(result, f"case {case + 1}", fn, x.copy(), w.copy())
+        if got is _FAILED:
             continue
         got = np.asarray(got)
         if (
@@ -394,12 +395,8 @@ def max_pool_2d(fn, seed: int = 0, strict: bool = False) -> CheckResult:
             for s in range(cols // pw):
                 expected[:, :, r, s] = x[:, :, r * ph : (r + 1) * ph, s * pw : (s + 1) * pw].max(axis=(2, 3))
         result.total += 1
-        try:
-            got = fn(x.copy(), ph, pw)
-        except Exception as exc:  # noqa: BLE001
-            result.problems.append(
-                f"window {ph}x{pw} on {rows}x{cols}: your function raised {type(exc).__name__}: {exc}"
-            )
+        got = _call(result, f"window {ph}x{pw} on {rows}x{cols}", fn, x.copy(), ph, pw)
+        if got is _FAILED:
             continue
         _compare(result, f"window {ph}x{pw} on {rows}x{cols}", got, expected)
     return _finish(result, strict)
@@ -424,12 +421,14 @@ def lenet_shapes(fn, strict: bool = False) -> CheckResult:
             rows, cols = (rows - f + 1) // p, (cols - f + 1) // p
             stages.append((k, rows, cols))
         expected = (stages, nkerns[-1] * rows * cols)
+        got = _call(result, f"{(image, f, p, nkerns)}", fn, image, f, p, nkerns)
+        if got is _FAILED:
+            continue
         try:
-            got = fn(image, f, p, nkerns)
             got = ([tuple(int(v) for v in s) for s in got[0]], int(got[1]))
-        except Exception as exc:  # noqa: BLE001
+        except (TypeError, ValueError, IndexError):
             result.problems.append(
-                f"{(image, f, p, nkerns)}: your function raised {type(exc).__name__}: {exc}"
+                f"{(image, f, p, nkerns)}: expected (list of stages, n_features); got {got!r}"
             )
             continue
         if got != expected:

@@ -113,3 +113,12 @@ def test_lenet_beats_the_mlp_trained_as_long():
     assert lenet.n_train_batches == mlp.n_train_batches == 100
     assert lenet.best_valid_error < mlp.best_valid_error - 0.02
     assert lenet.best_valid_error < 0.75 * mlp.best_valid_error
+
+
+def test_parameter_shapes_match_the_model_without_building_it():
+    for hyper in ({}, {"nkerns": [4, 6], "image_shape": [32, 32], "n_hidden": 30, "poolsize": 2}):
+        model = LeNet(**hyper)
+        shapes = LeNet.parameter_shapes(**model.hyperparameters())
+        assert shapes == {p.name: p.get_value().shape for p in model.params}
+    with pytest.raises(InvalidParameterError, match="too small"):
+        LeNet.parameter_shapes(image_shape=(12, 12))
