@@ -99,7 +99,6 @@ def test_clear_errors_for_impossible_architectures(kwargs, message):
         LeNet(**kwargs)
 
 
-@pytest.mark.slow
 def test_lenet_beats_the_mlp_trained_as_long():
     # The same 2,000 training digits of the embedded sample, the same number of
     # epochs and updates (batch 20, learning rate 0.1): the convolutional network
