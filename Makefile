@@ -39,12 +39,13 @@ BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: help book test check lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
+.PHONY: help book test check lint homework system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
 
 help:
 	@echo "make book    build the executed HTML book into _build/html (open _build/html/index.html)"
 	@echo "make test    ruff, the book build, pytest tests/ (unit + browser), and nbval over every notebook in book/"
 	@echo "make check   the fast loop: ruff (lint + format) and the unit tests, without the book, browser or JAX tests"
+	@echo "make homework  every chapter as an nbgrader assignment in $(HOMEWORK_DIR) (source/ and release/)"
 	@echo "make system-deps   install the Debian packages (root only; else prints what to install)"
 	@echo "make clean   remove _build and the fetched web assets"
 
@@ -99,11 +100,28 @@ web-assets: book-system-deps $(STAMP)
 
 # DLT_OFFLINE is left as the caller set it: unset, the chapters try the real
 # data and fall back to the bundled sample when there is no network.
+# Every kernel of the build loads tests/ipython's figure audit, which notes the
+# figures each cell leaves open (tests/test_notebook_pages.py compares them
+# with the page): the check costs no second execution.  A full build starts a
+# fresh audit.
 book: book-system-deps $(STAMP) web-assets
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
+	case " $(BOOK_ARGS) " in *" --all "*) rm -rf _build/figure-audit;; esac; \
+	IPYTHONDIR=$(CURDIR)/tests/ipython DLT_FIGURE_AUDIT=$(CURDIR)/_build/figure-audit \
+	  $(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
+
+# --- Homework (nbgrader) -----------------------------------------------------
+
+# Every chapter with exercises as an nbgrader source assignment, then its
+# release version (no solutions, no hidden tests): book/homework.md.
+HOMEWORK_DIR ?= _build/homework
+homework: $(STAMP)
+	$(BIN)/python -m dlt_lib.homework source --course $(HOMEWORK_DIR) $(HOMEWORK_ARGS)
+	cd $(HOMEWORK_DIR) && for chapter in $$(ls source); do \
+	  $(CURDIR)/$(BIN)/nbgrader generate_assignment "$$chapter" --force --log-level=WARN; done
+	@echo "Release versions to hand out: $(HOMEWORK_DIR)/release/<chapter>/<chapter>.ipynb"
 
 # --- Tests -------------------------------------------------------------------
 
@@ -115,7 +133,7 @@ lint: $(STAMP)
 # The fast loop for a library change: lint, then the unit tests without the
 # slow markers (pyproject.toml lists them).  No Debian packages, no book build,
 # no browser; a few minutes on 2 cores once ~/.pytensor holds the compiled graphs.
-CHECK_MARKERS := not browser and not notebooks and not jax and not book
+CHECK_MARKERS := not browser and not notebooks and not jax and not book and not dask and not homework
 check: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest tests -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
