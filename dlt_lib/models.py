@@ -205,6 +205,16 @@ class LogisticRegression(_Classifier):
     def hyperparameters(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out}
 
+    @staticmethod
+    def parameter_shapes(n_in, n_out) -> dict:
+        """The shape of each parameter for these hyper-parameters, without building anything.
+
+        :func:`dlt_lib.checkpoint.load` checks a file's arrays against it
+        before it builds the model the file's metadata describes.
+        """
+        n_in, n_out = _check_positive_int("n_in", n_in), _check_positive_int("n_out", n_out)
+        return {"W": (n_in, n_out), "b": (n_out,)}
+
 
 def glorot_uniform(rng, n_in, n_out, activation="tanh"):
     """Draw ``W`` uniformly in ``+-sqrt(6 / (n_in + n_out))`` (Glorot and Bengio, 2010).
@@ -262,7 +272,7 @@ class MLP(_Classifier):
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_hidden = _check_positive_int("n_hidden", n_hidden)
         self.n_out = _check_positive_int("n_out", n_out)
-        self.seed = int(seed)
+        self.seed = int(check_scalar(seed, "seed", numbers.Integral, min_val=0, max_val=2**32 - 1))
         self.input = _make_input(input, self.n_in)
         rng = np.random.default_rng(self.seed)
         self.hidden = HiddenLayer(rng, self.input, self.n_in, self.n_hidden, activation=activation)
@@ -281,6 +291,24 @@ class MLP(_Classifier):
             "n_out": self.n_out,
             "seed": self.seed,
             "activation": self.hidden.activation,
+        }
+
+    @staticmethod
+    def parameter_shapes(n_in, n_hidden, n_out, seed=1234, activation="tanh") -> dict:
+        """The shape of each parameter for these hyper-parameters, without building anything (see LogisticRegression)."""
+        n_in, n_hidden, n_out = (
+            _check_positive_int(k, v) for k, v in zip(("n_in", "n_hidden", "n_out"), (n_in, n_hidden, n_out))
+        )
+        check_scalar(seed, "seed", numbers.Integral, min_val=0, max_val=2**32 - 1)
+        if activation not in _ACTIVATIONS:
+            raise InvalidParameterError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}."
+            )
+        return {
+            "hidden_W": (n_in, n_hidden),
+            "hidden_b": (n_hidden,),
+            "output_W": (n_hidden, n_out),
+            "output_b": (n_out,),
         }
 
 
