@@ -54,6 +54,12 @@ class CheckpointError(ValueError):
     """
 
 
+def _to_read(path) -> Path:
+    """The file to read for ``path``: itself if it exists (best.json included, to be told what it is), else with .npz."""
+    path = Path(path)
+    return path if path.exists() else npz_path(path)
+
+
 def npz_path(path) -> Path:
     """``path`` with the ``.npz`` suffix added when it has none (as ``numpy.savez`` would).
 
@@ -255,7 +261,7 @@ def read_metadata(path) -> dict:
 
     Taught in ``book/saving_and_plotting.ipynb``.
     """
-    return read_arrays(npz_path(path))[1]
+    return read_arrays(_to_read(path))[1]
 
 
 def load_into(model, path) -> dict:
@@ -265,7 +271,7 @@ def load_into(model, path) -> dict:
     mismatch raises :class:`CheckpointError` and leaves the model unchanged.
     See ``book/saving_and_plotting.ipynb``.
     """
-    arrays, meta = read_arrays(npz_path(path))
+    arrays, meta = read_arrays(_to_read(path))
     _set_parameters(model, arrays, meta, path)
     return meta
 
@@ -319,7 +325,7 @@ def load(path):
     """
     from dlt_lib import models
 
-    arrays, meta = read_arrays(npz_path(path))
+    arrays, meta = read_arrays(_to_read(path))
     cls = models.MODELS.get(meta.get("model_class"))
     if cls is None:
         raise CheckpointError(

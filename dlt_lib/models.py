@@ -49,6 +49,19 @@ def _make_input(input, n_in):
     return input
 
 
+def _check_finite(X) -> None:
+    """Refuse inputs holding NaN or infinities, by name: they would make every cost NaN, not a bad step."""
+    if X.dtype.kind != "f" or np.isfinite(X).all():
+        return
+    bad = ~np.isfinite(X)
+    row, column = np.argwhere(bad)[0]
+    kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("infinite", np.isinf)) if f(X[bad]).any())
+    raise InvalidParameterError(
+        f"The inputs hold {int(bad.sum()):,} {kinds} values (pixels), the first in row {row}, column {column}. "
+        "Fix or drop those examples first (np.isfinite(X).all(axis=1) marks the good rows)."
+    )
+
+
 def log_softmax(logits):
     """``log softmax(z) = z - logsumexp(z)``, computed without overflow.
 
@@ -98,6 +111,7 @@ class _Classifier:
                 f"{type(self).__name__} expects inputs of shape (n_examples, {self.n_in}); got {X.shape}. "
                 "Flatten 28x28 images with X.reshape(len(X), -1)."
             )
+        _check_finite(X)
         if y is not None:
             y = np.asarray(y)
             if y.shape != (X.shape[0],):

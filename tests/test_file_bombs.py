@@ -1,7 +1,7 @@
 """Small files that declare huge sizes (issue 11, section 1): refused before memory is taken for them.
 
 Each bomb is opened by a fresh Python process whose peak resident memory
-(``ru_maxrss`` from ``wait4``) must stay under :data:`PEAK_MB`.  The child's
+(``VmHWM``) must stay under :data:`PEAK_MB`.  The child's
 address space is capped at 3 GiB, so that a loader which does allocate what a
 bomb declares fails there (MemoryError) instead of taking the machine's memory.
 """
@@ -13,11 +13,10 @@ import gzip
 import io
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
-import threading
+import tempfile
 import zlib
 
 import numpy as np
@@ -29,36 +28,41 @@ from dlt_lib.formats import DataFormatError, RestrictedUnpickler, UnsafePickleEr
 from dlt_lib.models import LogisticRegression
 
 PEAK_MB = 300
-_ADDRESS_SPACE = 3 << 30
+
+# Runs in the child: caps its address space, runs the work, and writes its peak resident memory (VmHWM,
+# which starts afresh at exec; ru_maxrss from wait4 would count the forked copy of this test process).
+_CHILD = """
+import atexit, json, resource, runpy, sys
+report, spec = sys.argv[1], json.loads(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+def peak():
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(report, "w") as out:
+        out.write(str(kb / 1024))
+
+atexit.register(peak)
+if "code" in spec:
+    exec(compile(spec["code"], "<bomb>", "exec"), {"__name__": "__main__"})
+else:
+    sys.argv = ["python -m dlt_lib", *spec["argv"]]
+    runpy.run_module("dlt_lib", run_name="__main__", alter_sys=True)
+"""
 
 
-def _cap_memory():
-    resource.setrlimit(resource.RLIMIT_AS, (_ADDRESS_SPACE, _ADDRESS_SPACE))
-
-
-def run_measured(argv, *, env=None, timeout=180):
-    """Run ``argv``; return (exit status, stdout, stderr, peak resident memory in MB) of that process alone."""
+def run_measured(spec: dict, *, env=None, timeout=180):
+    """Run ``{"code": ...}`` or ``{"argv": [...]}`` (a dlt_lib command) in a fresh Python with at most 3 GiB
+    of address space; return its exit status, stdout, stderr and peak resident memory in MB."""
     env = {**os.environ, "DLT_OFFLINE": "1", **(env or {})}
-    out, err = io.BytesIO(), io.BytesIO()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_cap_memory
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as report:
+        argv = [sys.executable, "-c", _CHILD, report.name, json.dumps(spec)]
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
+        peak = report.read()
+    assert peak, (
+        f"the child died before reporting its memory (status {result.returncode}):\n{result.stderr[-3000:]}"
     )
-    readers = [
-        threading.Thread(target=lambda s=s, b=b: b.write(s.read()), daemon=True)
-        for s, b in ((proc.stdout, out), (proc.stderr, err))
-    ]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    for reader in readers:
-        reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.getvalue().decode(), err.getvalue().decode(), usage.ru_maxrss / 1024
+    return result.returncode, result.stdout, result.stderr, float(peak)
 
 
 def load_in_a_child(call: str, **kwargs):
@@ -69,7 +73,7 @@ def load_in_a_child(call: str, **kwargs):
         f"try:\n    {call}\n    print(json.dumps([None, '']))\n"
         "except Exception as exc:\n    print(json.dumps([type(exc).__name__, str(exc)]))\n"
     )
-    status, out, err, peak = run_measured([sys.executable, "-c", code], **kwargs)
+    status, out, err, peak = run_measured({"code": code}, **kwargs)
     assert status == 0 and out.strip(), f"the child failed (status {status}):\n{err[-3000:]}"
     kind, message = json.loads(out.strip().splitlines()[-1])
     return kind, message, peak
@@ -233,9 +237,9 @@ def _fashion_dir(directory, n_train, n_labels=None):
 def test_an_idx_file_declaring_400000_images_is_refused_by_train(tmp_path, n_labels):
     directory = _fashion_dir(tmp_path / "fashion", 400_000, n_labels)
     assert (directory / "train-images-idx3-ubyte.gz").stat().st_size < 400_000  # the issue's 305 KB
-    argv = [sys.executable, "-m", "dlt_lib", "train", "logreg", "--dataset", "fashion-mnist"]
+    argv = ["train", "logreg", "--dataset", "fashion-mnist"]
     argv += ["--n-epochs", "1", "--quiet", "--output-dir", str(tmp_path / "run")]
-    status, out, err, peak = run_measured(argv, env={"DLT_FASHION_MNIST_DIR": str(directory)})
+    status, out, err, peak = run_measured({"argv": argv}, env={"DLT_FASHION_MNIST_DIR": str(directory)})
     assert status == 1 and "Traceback" not in err, err
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: ") and "-idx" in line and "60,000" in line, line
@@ -253,8 +257,8 @@ def _forged_checkpoint(path, **hyperparameters):
 
 def test_a_checkpoint_whose_metadata_claims_a_huge_model_is_refused_before_building_it(tmp_path):
     path = _forged_checkpoint(tmp_path / "best.npz", n_in=100_000, n_out=5_000)
-    argv = [sys.executable, "-m", "dlt_lib", "evaluate", str(path), "--dataset", "mnist-sample"]
-    status, out, err, peak = run_measured(argv)
+    argv = ["evaluate", str(path), "--dataset", "mnist-sample"]
+    status, out, err, peak = run_measured({"argv": argv})
     assert status == 2 and "Traceback" not in err, err
     line = err.strip()
     assert len(line.splitlines()) == 1 and line.startswith("error: ") and str(path) in line, line
