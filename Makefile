@@ -115,7 +115,7 @@ lint: $(STAMP)
 # The fast loop for a library change: lint, then the unit tests without the
 # slow markers (pyproject.toml lists them).  No Debian packages, no book build,
 # no browser; a few minutes on 2 cores once ~/.pytensor holds the compiled graphs.
-CHECK_MARKERS := not browser and not notebooks and not jax and not book
+CHECK_MARKERS := not browser and not notebooks and not jax and not book and not dask
 check: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest tests -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)

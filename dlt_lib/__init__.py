@@ -8,13 +8,14 @@ One module per concept:
 - :mod:`dlt_lib.models`     logistic regression, hidden layer, MLP
 - :mod:`dlt_lib.updates`    SGD and its variants as update lists
 - :mod:`dlt_lib.training`   the early-stopping trainer
+- :mod:`dlt_lib.search`     choosing hyper-parameters on the validation set (Optuna decides, Dask runs the trials)
 - :mod:`dlt_lib.checkpoint` safe saving and loading of parameters
 - :mod:`dlt_lib.plot`       learning curves, digit tiles, confusion matrices
 - :mod:`dlt_lib.widgets`    optimizer trajectories on 2-D surfaces, and an interactive explorer
 - :mod:`dlt_lib.timing`     honest side-by-side timings for the chapters
 - :mod:`dlt_lib.check`      checkers for the exercises
 - :mod:`dlt_lib.notebook`   numbers from cells into the book's prose (glue)
-- :mod:`dlt_lib.cli`        ``python -m dlt_lib train|evaluate``
+- :mod:`dlt_lib.cli`        ``python -m dlt_lib train|evaluate|search``
 
 Lower level: :mod:`dlt_lib.download` (mirrors, checksums, cache) and
 :mod:`dlt_lib.formats` (IDX files, the safe unpickler for ``mnist.pkl.gz``).

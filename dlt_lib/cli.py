@@ -1,4 +1,4 @@
-"""Command line: ``python -m dlt_lib train ...`` and ``python -m dlt_lib evaluate ...``.
+"""Command line: ``python -m dlt_lib train ...``, ``evaluate ...`` and ``search ...``.
 
 The defaults are the tutorials' published settings:
 
@@ -120,9 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate the Deep Learning Tutorials' models with PyTensor.",
     )
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
-    sub = parser.add_subparsers(dest="command_name", required=True, metavar="{train,evaluate}")
+    sub = parser.add_subparsers(dest="command_name", required=True, metavar="{train,evaluate,search}")
     _add_train_command(sub)
     _add_evaluate_command(sub)
+    _add_search_command(sub)
     for command in sub.choices.values():  # every subcommand, also one added later, takes --debug
         command.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -213,6 +214,141 @@ def _add_evaluate_command(sub) -> None:
     ev.add_argument("--dataset", choices=DATASETS, help="data to evaluate on (default: the checkpoint's)")
     _add_mode(ev)
     ev.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
+
+
+#: The numeric flags of ``search``: type, default and help.
+SEARCH_NUMBERS = {
+    "--trials": (_number(int, min_val=1), 20, "finished (completed or pruned) trials the study should have"),
+    "--workers": (
+        _number(int, min_val=1),
+        None,
+        "start a local Dask cluster of this many single-threaded workers (default: one per core)",
+    ),
+    "--connect-timeout": (_number(float, **_POSITIVE), 10.0, "seconds to wait for --scheduler to answer"),
+    "--grid-points": (
+        _number(int, min_val=2),
+        3,
+        "with --sampler grid: values across each range of the space",
+    ),
+    "--n-epochs": (_number(int, min_val=1), 100, "most epochs a trial may train"),
+    "--patience": (
+        _number(int, min_val=1),
+        None,
+        "patience of each trial, in updates at the model's published "
+        "batch size (5000 logreg at 600, 10000 mlp at 20); other batch sizes wait as many examples",
+    ),
+    "--n-train": (_number(int, min_val=1), None, "train each trial on the first N training examples only"),
+    "--seed": (
+        _number(int, min_val=0, max_val=2**32 - 1),
+        0,
+        "seed of the sampler (one worker repeats a search)",
+    ),
+}
+
+
+def _space_item(text):
+    """``NAME=SPEC``, checked on its own (whether the whole space is empty is known only after every flag)."""
+    from dlt_lib.search.space import SearchError, parse_item
+
+    try:
+        parse_item(text)
+    except SearchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _scheduler_address(text):
+    """``tcp://host:8786`` or ``host:8786``: a Dask scheduler's address (whether it answers is checked later)."""
+    host, _, port = text.rpartition("://")[2].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"expected a scheduler address such as tcp://host:8786; got {text!r}"
+        )
+    return text
+
+
+def _storage_url(text):
+    """``dask``, ``dask+URL`` or a SQLAlchemy URL (whether it opens is checked later)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if text == "dask":
+        return text
+    try:
+        make_url(text.removeprefix("dask+"))
+    except ArgumentError:
+        raise argparse.ArgumentTypeError(
+            f"expected a SQLAlchemy URL such as sqlite:///runs/search/study.db, or 'dask'; got {text!r}"
+        ) from None
+    return text
+
+
+def _study_name(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a study name; got an empty one")
+    return text
+
+
+def _add_search_command(sub) -> None:
+    from dlt_lib import search
+
+    se = sub.add_parser(
+        "search",
+        help="choose hyper-parameters on the validation set (Optuna decides, Dask runs the trials)",
+        description="Search the trainer's hyper-parameters: Optuna samples and prunes trials, Dask runs them "
+        "(one trial per task) on a local cluster or an existing one. The study is kept in --storage, so the "
+        "same command after an interruption continues it. The best trial's test error is measured once, at "
+        "the end.",
+        formatter_class=_HelpFormatter,
+    )
+    se.set_defaults(command=cmd_search)
+    se.add_argument("model", choices=search.MODELS, help="logistic regression or a one-hidden-layer MLP")
+    se.add_argument("--dataset", choices=DATASETS, default="mnist", help="as for 'train'")
+    for flag, (kind, default, text) in SEARCH_NUMBERS.items():
+        se.add_argument(flag, type=kind, default=default, help=text)
+    se.add_argument(
+        "--scheduler",
+        type=_scheduler_address,
+        metavar="ADDRESS",
+        help="use the Dask cluster whose scheduler is at ADDRESS, "
+        "e.g. tcp://host:8786 (instead of --workers)",
+    )
+    se.add_argument(
+        "--storage",
+        type=_storage_url,
+        metavar="URL",
+        help="Optuna storage: a SQLAlchemy URL (default: "
+        "sqlite:///OUTPUT_DIR/study.db), or 'dask' / 'dask+URL' for Optuna's Dask storage",
+    )
+    se.add_argument("--study", type=_study_name, metavar="NAME", help="study name (default: MODEL-DATASET)")
+    se.add_argument(
+        "--output-dir",
+        type=_output_dir,
+        default=Path("runs/search"),
+        help="where study.db, trials.csv, history.png, parameters.png, best.npz and summary.json go",
+    )
+    se.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        type=_space_item,
+        metavar="NAME=SPEC",
+        help="a hyper-parameter to search: LOW..HIGH, LOW..HIGH:log, A,B,C or a fixed value; "
+        f"names: {', '.join(search.PARAMETERS)}. Given once or more, these flags are the whole space "
+        "and other settings take the model's published values (default space: "
+        "learning_rate=1e-3..1:log batch_size=20,100,600 l1=0,1e-5,1e-4 l2=0,1e-5,1e-4,1e-3 "
+        "optimizer=sgd,momentum, and for mlp n_hidden=100,250,500,1000)",
+    )
+    se.add_argument("--sampler", choices=search.SAMPLERS, default="tpe", help="Optuna's sampler")
+    se.add_argument(
+        "--pruner",
+        choices=search.PRUNERS,
+        default="median",
+        help="Optuna's pruner: median, successive halving, or none",
+    )
+    _add_mode(se)
+    se.add_argument("--offline", action="store_true", help="never download; same as DLT_OFFLINE=1")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _check_environment(args) -> None:
@@ -355,6 +491,83 @@ def _check_fits(path, model, splits, dataset) -> None:
         )
 
 
+def cmd_search(args) -> int:
+    """Taught in ``book/hyperparameters.ipynb``."""
+    from dlt_lib import backend, search
+
+    if args.workers and args.scheduler:
+        raise search.SearchError(
+            "give --workers (a local cluster) or --scheduler (an existing one), not both."
+        )
+    _check_environment(args)
+    space = search.SearchSpace.parse(args.space) if args.space else None
+    objective = search.Objective(
+        args.model, args.dataset, space, n_epochs=args.n_epochs, patience=args.patience,
+        n_train=args.n_train, offline=True if args.offline else None,
+    )  # fmt: skip
+    # What can be checked here is checked before a cluster starts.
+    splits = objective.splits()
+    if args.storage and not args.storage.startswith("dask"):
+        search.open_storage(args.storage)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    print(backend.describe())
+    print(f"Searching {args.model}, {args.trials} trials over {search.format_space(objective.space)}")
+    print(f"Data: {splits.source}")
+    client = _search_client(args, search)
+    try:
+        summary = search.run_search(
+            objective, args.trials, args.output_dir, client=client, storage=args.storage, study_name=args.study,
+            sampler=args.sampler, pruner=args.pruner, seed=args.seed, progress=not args.quiet,
+            grid_points=args.grid_points,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: the finished trials are kept in the study; run the same command again to "
+            f"continue ({args.trials} trials in all).",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        client.close()
+        if not args.scheduler:
+            client.cluster.close()
+    _print_search_summary(summary, args.output_dir)
+    return 0
+
+
+def _search_client(args, search):
+    """A client on the cluster of ``--scheduler``, or on a new local one (``--workers``)."""
+    import os
+
+    if args.scheduler:
+        client = search.connect(args.scheduler, timeout=args.connect_timeout)
+        print(f"Dask cluster at {args.scheduler}: {len(client.scheduler_info()['workers'])} workers")
+    else:
+        workers = args.workers or os.cpu_count() or 1
+        client = search.start_cluster(workers)
+        print(f"Local Dask cluster: {workers} single-threaded worker processes")
+    link = search.dashboard_link(client)
+    print(f"Dask dashboard: {link}" if link else "Dask dashboard: not available (pip install bokeh)")
+    return client
+
+
+def _print_search_summary(summary, out) -> None:
+    by_state = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["trials_by_state"].items()))
+    print(f"{summary['trials_finished']} trials finished ({by_state}).")
+    print(
+        f"Best: trial {summary['best_trial']}, validation error {100 * summary['best_valid_error']:.3f}%, "
+        f"settings {summary['best_settings']}"
+    )
+    print(
+        f"Its test error, measured once: {100 * summary['test_error']:.3f}% "
+        f"on {summary['test_examples']:,} test examples."
+    )
+    print(
+        f"Wrote {out}/: trials.csv, history.png, parameters.png, best.npz, summary.json "
+        f"(study: {summary['storage']}, name {summary['study']!r})"
+    )
+
+
 # ----------------------------------------------------------------------------
 # Errors: every one a line that says what to do, and an exit status
 # ----------------------------------------------------------------------------
@@ -384,11 +597,12 @@ def exit_status(exc: BaseException) -> tuple[int, str] | None:
     from dlt_lib.download import DownloadError
     from dlt_lib.files import DirectoryBusyError
     from dlt_lib.formats import DataFormatError, UnsafePickleError
+    from dlt_lib.search.space import SearchError
     from dlt_lib.training import TrainingDiverged
 
     if isinstance(exc, TrainingDiverged):
         return EXIT_CODES["diverged"], str(exc)
-    if isinstance(exc, (CheckpointError, InvalidParameterError)):
+    if isinstance(exc, (CheckpointError, InvalidParameterError, SearchError)):
         return EXIT_CODES["usage"], str(exc)
     if isinstance(exc, (DataFormatError, UnsafePickleError, DownloadError, DirectoryBusyError, ImportError)):
         return EXIT_CODES["runtime"], str(exc)  # DownloadError, DatasetNotFoundError: already sentences

@@ -117,6 +117,24 @@ BAD = {
     ("evaluate", "checkpoint"): "missing.npz",
     ("evaluate", "--dataset"): "cifar",
     ("evaluate", "--mode"): "TPU",
+    ("search", "model"): "svm",
+    ("search", "--dataset"): "cifar",
+    ("search", "--trials"): "0",
+    ("search", "--workers"): "0",
+    ("search", "--connect-timeout"): "0",
+    ("search", "--grid-points"): "1",
+    ("search", "--n-epochs"): "0",
+    ("search", "--patience"): "-3",
+    ("search", "--n-train"): "0",
+    ("search", "--seed"): "-1",
+    ("search", "--scheduler"): "tcp://host:port",
+    ("search", "--storage"): "not a url",
+    ("search", "--study"): " ",
+    ("search", "--output-dir"): "FILE",
+    ("search", "--space"): "momentum=0.9",
+    ("search", "--sampler"): "bayes",
+    ("search", "--pruner"): "hyperband",
+    ("search", "--mode"): "GPU",
 }
 
 
@@ -136,7 +154,7 @@ def test_every_flag_refuses_a_bad_value_in_one_line(tmp_path, capsys):
     assert sorted(arguments) == sorted(BAD), "every flag that takes a value needs a bad value in BAD"
     for command, name in arguments:
         bad = str(a_file) if BAD[command, name] == "FILE" else BAD[command, name]
-        before = {"train": ["logreg"], "evaluate": [str(a_file)]}[command]
+        before = {"train": ["logreg"], "evaluate": [str(a_file)], "search": ["logreg"]}[command]
         if not name.startswith("-"):
             argv = [command, bad]
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,137 @@ def test_fetch_web_assets(tmp_path):
     assert list((dest / "root" / "book" / "@jupyter-widgets").glob("*.woff2"))
     # a second call is a no-op
     assert fwa.fetch(dest) == versions
+
+
+# --- the page a reader sees (issue 9) ----------------------------------------
+# These read the notebooks' sources; the executed pages are read by the
+# browser tests.  Bookkeeping (glue, asserts) belongs in cells tagged
+# remove-cell / remove-input, which still run in the build and under nbval.
+
+HIDDEN_TAGS = {"remove-cell", "remove-input"}
+PAGE_WIDTH = 79  # book/ruff.toml: the code column shows about 80 characters
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell) -> str:
+    return "".join(cell["source"])
+
+
+def _shown_code_cells(path):
+    for i, cell in enumerate(_cells(path)):
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell["cell_type"] == "code" and not tags & HIDDEN_TAGS:
+            yield i, _source(cell)
+
+
+def _markdown(path) -> str:
+    if path.suffix == ".md":
+        return path.read_text()
+    return "\n\n".join(_source(c) for c in _cells(path) if c["cell_type"] == "markdown")
+
+
+def _fenced_code(markdown: str):
+    """Lines of fenced code blocks (```python, ```bash, ``` ...), not MyST directives (```{...})."""
+    inside = False
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if not inside and not stripped[3:].startswith("{"):
+                inside = True
+            elif inside:
+                inside = False
+            continue
+        if inside:
+            yield line
+
+
+def _chapters():
+    """Numbered chapters: notebooks whose title reads '# N. ...'."""
+    found = []
+    for path in notebooks():
+        first = next((c for c in _cells(path) if c["cell_type"] == "markdown"), None)
+        if first and re.match(r"#\s+\d+\.\s", _source(first)):
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_reader_facing_code_has_no_bookkeeping(path):
+    found = []
+    for i, source in _shown_code_cells(path):
+        if re.search(r"(?<![\w.])glue\(", source):
+            found.append(f"cell {i} calls glue()")
+        if re.search(r"^\s*assert\b", source, flags=re.MULTILINE):
+            found.append(f"cell {i} asserts")
+    assert not found, (
+        f"{path.name}: {found}; move glue() and test asserts into a cell tagged remove-cell "
+        "(it still runs in the build and under nbval)"
+    )
+
+
+@pytest.mark.parametrize("path", book_sources(), ids=lambda p: p.name)
+def test_code_fits_the_page(path):
+    lines = list(_fenced_code(_markdown(path)))
+    if path.suffix == ".ipynb":
+        for _, source in _shown_code_cells(path):
+            lines += source.splitlines()
+    too_long = [line for line in lines if len(line) > PAGE_WIDTH]
+    assert not too_long, (
+        f"{path.name}: {len(too_long)} code line(s) longer than {PAGE_WIDTH} characters, cut off on the "
+        f"page; run `ruff format` on the notebook and shorten what it cannot, e.g. {too_long[0]!r}"
+    )
+
+
+HAND_TYPED = re.compile(r"\b(exercises?|chapters?)\s+\d+", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", book_sources(), ids=lambda p: p.name)
+def test_cross_references_are_labels_not_numbers(path):
+    # Exercises are numbered across the book and chapters may move: "exercise 2"
+    # typed by hand goes stale.  Use {ref}`label` / {doc}`chapter`.
+    found = sorted({m.group(0) for m in HAND_TYPED.finditer(_markdown(path))})
+    assert not found, f"{path.name}: {found}; refer with {{ref}} to an exercise label or {{doc}} to a chapter"
+
+
+def _exercise_labels(path):
+    return re.findall(r"```\{exercise\}[^\n]*\n:label:\s*(\S+)", _markdown(path))
+
+
+def test_exercise_labels_are_unique_across_the_book():
+    labels = [label for path in notebooks() for label in _exercise_labels(path)]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    assert not repeated, f"exercise labels used twice: {repeated}"
+
+
+def _sections(markdown: str) -> list[tuple[str, str]]:
+    """(heading, body) for every '## ' heading, in order."""
+    parts = re.split(r"^## +(.+)$", markdown, flags=re.MULTILINE)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.name)
+def test_chapter_has_exercises_questions_and_reading(path):
+    markdown = _markdown(path)
+    assert len(_exercise_labels(path)) >= 3, f"{path.name}: fewer than three exercises"
+    sections = _sections(markdown)
+    headings = [heading.strip() for heading, _ in sections]
+    assert headings[-2:] == ["Check your understanding", "Further reading"], (
+        f"{path.name}: the chapter should end with '## Check your understanding' then "
+        f"'## Further reading'; its last sections are {headings[-3:]}"
+    )
+    questions = re.findall(r"^\d+\.\s", sections[-2][1], flags=re.MULTILINE)
+    assert 6 <= len(questions) <= 10, f"{path.name}: {len(questions)} questions; want 6 to 10"
+    works = re.findall(r"^- .*?\{cite:[tp]\}`[^`]+`", sections[-1][1], flags=re.MULTILINE | re.DOTALL)
+    items = re.findall(r"^- ", sections[-1][1], flags=re.MULTILINE)
+    assert 2 <= len(items) <= 4 and len(works) == len(items), (
+        f"{path.name}: Further reading should list 2 to 4 works, each cited with {{cite:t}} or {{cite:p}}"
+    )
+
+
+def test_the_text_and_tests_agree_on_what_a_chapter_is():
+    # getting_started is chapter 1; if titles lose their numbers, the test above tests nothing.
+    names = {p.stem for p in _chapters()}
+    assert {"getting_started", "dataset", "losses", "gradient_descent", "regularization"} <= names

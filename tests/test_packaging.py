@@ -118,3 +118,23 @@ def test_requirements_txt_installs_jupyter_book_1():
     jb = pip_requirements()["jupyter-book"]
     assert not jb.specifier.contains("2.0.0"), f"jupyter-book must stay below 2: {jb}"
     assert jb.specifier.contains("1.0.4")
+
+
+def test_optional_dependencies_are_in_requirements():
+    """Every extra of pyproject.toml is installed by requirements.txt (CI and Binder test them);
+    the search extra (optuna, dask, distributed) with the very same ranges."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    pip_reqs = pip_requirements()
+    for extra, deps in extras.items():
+        for dep in map(Requirement, deps):
+            assert normalise(dep.name) in pip_reqs, (
+                f"extra [{extra}] needs {dep}, which requirements.txt lacks"
+            )
+    for dep in map(Requirement, extras["search"]):
+        assert str(dep.specifier) == str(pip_reqs[normalise(dep.name)].specifier), (
+            f"[search] says {dep}, requirements.txt says {pip_reqs[normalise(dep.name)]}"
+        )
+    assert {"optuna", "optuna-integration", "dask", "distributed"} <= {
+        normalise(Requirement(d).name) for d in extras["search"]
+    }
