@@ -39,12 +39,13 @@ BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: help book test check lint system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
+.PHONY: help book test check lint homework system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
 
 help:
 	@echo "make book    build the executed HTML book into _build/html (open _build/html/index.html)"
 	@echo "make test    ruff, the book build, pytest tests/ (unit + browser), and nbval over every notebook in book/"
 	@echo "make check   the fast loop: ruff (lint + format) and the unit tests, without the book, browser or JAX tests"
+	@echo "make homework  every chapter as an nbgrader assignment in $(HOMEWORK_DIR) (source/ and release/)"
 	@echo "make system-deps   install the Debian packages (root only; else prints what to install)"
 	@echo "make clean   remove _build and the fetched web assets"
 
@@ -105,6 +106,17 @@ book: book-system-deps $(STAMP) web-assets
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
 
+# --- Homework (nbgrader) -----------------------------------------------------
+
+# Every chapter with exercises as an nbgrader source assignment, then its
+# release version (no solutions, no hidden tests): book/homework.md.
+HOMEWORK_DIR ?= _build/homework
+homework: $(STAMP)
+	$(BIN)/python -m dlt_lib.homework source --course $(HOMEWORK_DIR) $(HOMEWORK_ARGS)
+	cd $(HOMEWORK_DIR) && for chapter in $$(ls source); do \
+	  $(CURDIR)/$(BIN)/nbgrader generate_assignment "$$chapter" --force --log-level=WARN; done
+	@echo "Release versions to hand out: $(HOMEWORK_DIR)/release/<chapter>/<chapter>.ipynb"
+
 # --- Tests -------------------------------------------------------------------
 
 # Lint and formatting (the rules and what the format check covers: pyproject.toml).
@@ -115,7 +127,7 @@ lint: $(STAMP)
 # The fast loop for a library change: lint, then the unit tests without the
 # slow markers (pyproject.toml lists them).  No Debian packages, no book build,
 # no browser; a few minutes on 2 cores once ~/.pytensor holds the compiled graphs.
-CHECK_MARKERS := not browser and not notebooks and not jax and not book and not dask
+CHECK_MARKERS := not browser and not notebooks and not jax and not book and not dask and not homework
 check: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest tests -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)

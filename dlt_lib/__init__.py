@@ -13,7 +13,8 @@ One module per concept:
 - :mod:`dlt_lib.plot`       learning curves, digit tiles, confusion matrices
 - :mod:`dlt_lib.widgets`    optimizer trajectories on 2-D surfaces, and an interactive explorer
 - :mod:`dlt_lib.timing`     honest side-by-side timings for the chapters
-- :mod:`dlt_lib.check`      checkers for the exercises
+- :mod:`dlt_lib.check`      checkers for the exercises (they run the reader's code as untrusted)
+- :mod:`dlt_lib.homework`   the chapters as nbgrader assignments; ``python -m dlt_lib.homework``
 - :mod:`dlt_lib.notebook`   numbers from cells into the book's prose (glue)
 - :mod:`dlt_lib.cli`        ``python -m dlt_lib train|evaluate|search``
 

@@ -1,4 +1,9 @@
-"""scripts/student_copy.py: the lecturer's copy of the notebooks, without the solutions."""
+"""The lecturer's copy of the notebooks, without the solutions (no nbgrader).
+
+``dlt_lib/homework/student_copy.py``, run as ``python -m dlt_lib.homework
+student-copy`` or ``python scripts/student_copy.py``; loaded here through the
+script, so the script is tested too.
+"""
 
 from __future__ import annotations
 
