@@ -538,6 +538,17 @@ class RestrictedUnpickler(pickle._Unpickler):
                 "simply not the MNIST pickle; delete it and use a copy with the published checksum."
             ) from None
 
+    def _build_an_object(self):
+        raise UnsafePickleError(
+            f"{self._name}: refusing to build an object of a class (opcodes NEWOBJ, INST, OBJ): "
+            "a pickle of NumPy arrays calls functions only."
+        )
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    for _opcode in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.INST, pickle.OBJ):
+        dispatch[_opcode[0]] = _build_an_object
+    del _opcode
+
     def persistent_load(self, pid):
         raise UnsafePickleError(f"{self._name}: refusing a persistent id ({pid!r}); not an MNIST pickle.")
 

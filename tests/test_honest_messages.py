@@ -17,6 +17,7 @@ import zlib
 import numpy as np
 import pytensor
 import pytest
+from support import toy_data
 
 from dlt_lib import cli, data
 from dlt_lib.formats import DataFormatError, load_mnist_pickle
@@ -31,17 +32,6 @@ def small_mnist(n=(60, 12, 12), seed=0):
         ((rng.integers(0, 256, size=(k, 784)) / 256).astype(np.float32), (np.arange(k) % 10).astype(np.int64))
         for k in n
     )
-
-
-def toy_data(n_train=400, n_in=12, seed=0):
-    rng = np.random.default_rng(seed)
-    teacher = rng.normal(size=(n_in, 3))
-
-    def split(n):
-        X = rng.normal(size=(n, n_in)).astype("float32")
-        return X, np.argmax(X @ teacher + 0.5 * rng.normal(size=(n, 3)), axis=1)
-
-    return split(n_train), split(150), split(150)
 
 
 DATA = toy_data()

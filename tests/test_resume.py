@@ -17,26 +17,14 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytensor
 import pytest
+from support import toy_data
 
 from dlt_lib import checkpoint, cli, files, training
 from dlt_lib.checkpoint import CheckpointError
 from dlt_lib.models import MLP, LogisticRegression
 from dlt_lib.training import EarlyStopping, train
-
-
-def toy_data(n_train=400, n_in=12, seed=0):
-    rng = np.random.default_rng(seed)
-    teacher = rng.normal(size=(n_in, 3))
-
-    def split(n):
-        X = rng.normal(size=(n, n_in)).astype("float32")
-        return X, np.argmax(X @ teacher + 0.5 * rng.normal(size=(n, 3)), axis=1)
-
-    return split(n_train), split(150), split(150)
-
 
 DATA = toy_data()
 SETTINGS = dict(learning_rate=0.1, batch_size=20, n_epochs=30, optimizer="momentum", progress=False, mode="C")
@@ -89,15 +77,18 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_end(tmp_path
 
 
 def test_the_command_line_resumes_a_finished_run_to_the_same_summary(tmp_path, capsys):
-    argv = ["train", "logreg", "--dataset", "mnist-sample", "--batch-size", "500", "--patience", "100"]
-    argv += ["--patience-increase", "1", "--n-epochs", "50", "--output-dir", str(tmp_path), "--quiet"]
+    # Patience 3 validates after every update (and a threshold of 0.5 keeps it 3): the run stops
+    # at a validation, the case where a resume used to run one update more.
+    argv = ["train", "logreg", "--dataset", "mnist-sample", "--batch-size", "500", "--patience", "3"]
+    argv += ["--improvement-threshold", "0.5", "--output-dir", str(tmp_path), "--quiet"]
     assert cli.main(argv) == 0
     first = json.loads((tmp_path / "summary.json").read_text())
-    assert first["stop_reason"].startswith("patience ran out") and first["epochs"] < 50
+    assert first["stop_reason"] == "patience ran out (patience 3 <= iteration 3)"
     assert cli.main([*argv, "--resume"]) == 0
     again = json.loads((tmp_path / "summary.json").read_text())
     for key in ("iterations", "epochs", "best_iteration", "best_valid_error", "test_error", "stop_reason"):
         assert again[key] == first[key], key
+    assert again["resumed"]["iteration"] == 4
     capsys.readouterr()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from support import toy_data
 
 from dlt_lib import training
 from dlt_lib.checkpoint import CheckpointError
@@ -68,19 +69,6 @@ def test_patience_rule_on_a_scripted_sequence():
 def test_patience_rule_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         EarlyStopping(**bad)
-
-
-def toy_data(n_train=400, n_in=12, seed=0, noise=0.5):
-    """A learnable 3-class problem: labels from a fixed linear teacher plus noise."""
-    rng = np.random.default_rng(seed)
-    teacher = rng.normal(size=(n_in, 3))
-
-    def split(n):
-        X = rng.normal(size=(n, n_in)).astype("float32")
-        y = np.argmax(X @ teacher + noise * rng.normal(size=(n, 3)), axis=1)
-        return X, y
-
-    return split(n_train), split(150), split(150)
 
 
 DATA = toy_data()
