@@ -624,9 +624,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _interrupted(args) -> str:
     out = getattr(args, "output_dir", None)
-    if args.command_name == "train" and out is not None:
+    if args.command_name != "train" or out is None:
+        return "interrupted"
+    if (out / "best.last.npz").exists():
         return f"interrupted: {out} keeps the last saved state; continue with the same command and --resume"
-    return "interrupted"
+    return f"interrupted before anything was saved in {out}; run the same command again to start over"
 
 
 def main(argv=None) -> int:

@@ -16,13 +16,17 @@ Taught in ``book/saving_and_plotting.ipynb`` (checkpoints).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): directories are not locked
+    fcntl = None
 
 __all__ = [
     "DirectoryBusyError",
@@ -123,6 +127,8 @@ def _take(path: Path) -> int:
     """A descriptor of ``path`` locked by us (``flock``), or a DirectoryBusyError naming the holder."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            return fd
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

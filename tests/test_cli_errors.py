@@ -377,3 +377,16 @@ def test_a_read_only_directory_is_one_line_that_says_what_to_do(tmp_path, monkey
         skip_or_fail_in_ci("as root, a read-only directory needs a mount namespace (unshare) to make")
     assert_one_error_line(err, status, 1, "cannot write")
     assert "--output-dir" in err
+
+
+def test_ctrl_c_before_anything_was_saved_says_so(tmp_path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_train", interrupted)
+    status, err = invoke([*TRAIN, "--output-dir", str(tmp_path)], {"DLT_OFFLINE": "1"}, monkeypatch, capsys)
+    assert status == 130
+    assert err.strip().splitlines() == [
+        f"interrupted before anything was saved in {tmp_path}; run the same command again to start over"
+    ]
+    assert not (tmp_path / ".lock").exists()  # the lock was released on the way out
