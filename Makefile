@@ -100,9 +100,15 @@ web-assets: book-system-deps $(STAMP)
 
 # DLT_OFFLINE is left as the caller set it: unset, the chapters try the real
 # data and fall back to the bundled sample when there is no network.
+# Every kernel of the build loads tests/ipython's figure audit, which notes the
+# figures each cell leaves open (tests/test_notebook_pages.py compares them
+# with the page): the check costs no second execution.  A full build starts a
+# fresh audit.
 book: book-system-deps $(STAMP) web-assets
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
+	case " $(BOOK_ARGS) " in *" --all "*) rm -rf _build/figure-audit;; esac; \
+	IPYTHONDIR=$(CURDIR)/tests/ipython DLT_FIGURE_AUDIT=$(CURDIR)/_build/figure-audit \
+	  $(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
 

@@ -210,6 +210,12 @@ def get_mode(name: str | None = None) -> Mode:
         if _c_mode is None:
             _c_mode = _make_c_mode()
         return _c_mode
+    if key in ("NUMBA", "JAX"):
+        # dlt_lib's own operations (convolution, pooling) need a translation
+        # for these back ends; importing them costs 1-2 s, so only now.
+        from dlt_lib import conv
+
+        conv.register_backend(key)
     if key == "JAX":
         import warnings
 

@@ -672,3 +672,407 @@ def sgd_step(fn, seed: int = 0, strict: bool = False, timeout: float | None = No
         timeout=timeout,
         references=references_of("sgd_step"),
     )
+
+
+# ============================================================================
+# Checks for the model chapters: softmax regression, the MLP, LeNet
+# (book/softmax_regression.ipynb, book/mlp.ipynb, book/lenet.ipynb).
+# ============================================================================
+REFERENCES.update(
+    {
+        "log_softmax": ("models.log_softmax",),
+        "glorot_bound": ("models.glorot_uniform",),
+        "mlp_forward": ("models._Classifier.predict_proba",),
+        "conv2d": ("conv.conv2d", "conv.im2col"),
+        "max_pool_2d": ("conv.max_pool_2d", "conv.pool_max"),
+    }
+)
+
+
+def _call_numpy(fn, values, timeout, references):
+    """For answers written in NumPy: call ``fn`` on the case's values, read the result as an array."""
+    return _as_array(_guarded(fn, values, timeout, references), symbolic=False)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _log_softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def log_softmax(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(z)`` returns ``log softmax(z)`` row by row, finite even for scores of +-10,000.
+
+    Taught in ``book/softmax_regression.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(seed)
+    floatX = pytensor.config.floatX
+    cases = [
+        rng.normal(size=(4, 5)),
+        rng.normal(size=(3, 10)) * 5,
+        np.array([[1000.0, 0.0, -5.0], [-1e4, -1e4, -1e4], [88.0, 89.0, 90.0], [0.0, -120.0, -200.0]]),
+        np.array([[3.0, 3.0]]),
+    ]
+    cases = [(c.astype(floatX),) for c in cases]
+    mistakes = [
+        Mistake(
+            "the definition, z - log(sum(exp(z))): exp overflows; subtract the row's maximum first",
+            lambda z: z - np.log(np.exp(z).sum(axis=1, keepdims=True)),
+        ),
+        Mistake(
+            "the shifted scores alone: the log-sum-exp is missing", lambda z: z - z.max(axis=1, keepdims=True)
+        ),
+        Mistake("the softmax, not its log", lambda z: _softmax(z)),
+    ]
+    return _run(
+        "log_softmax",
+        fn,
+        cases,
+        _log_softmax,
+        (pt.matrix,),
+        mistakes=mistakes,
+        rtol=1e-5,
+        atol=1e-4,
+        strict=strict,
+        timeout=timeout,
+        references=references_of("log_softmax"),
+    )
+
+
+def _gradient_pair(fn, values, timeout, references):
+    """``fn`` returns ``(dW, db)``: both, flattened into one array to compare."""
+    got = _guarded(fn, [np.array(v, copy=True) for v in values], timeout, references)
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise _Unusable(
+            f"expected the pair (dW, db); your function returned {type(got).__name__} {got!r:.60}"
+        )
+    dW, db = (_as_array(g, symbolic=False) for g in got)
+    return np.concatenate([dW.ravel(), db.ravel(), np.asarray(dW.shape, dtype=float)])
+
+
+def _softmax_gradient(X, y, W, b, scale=1.0, minus_y=True):
+    G = _softmax(X @ W + b) - (np.eye(W.shape[1])[y] if minus_y else 0)
+    G = G * scale / len(X)
+    dW = X.T @ G
+    return np.concatenate([dW.ravel(), G.sum(axis=0), np.asarray(dW.shape, dtype=float)])
+
+
+def softmax_regression_gradient(
+    fn, seed: int = 0, strict: bool = False, timeout: float | None = None
+) -> CheckResult:
+    """Check ``fn(X, y, W, b)`` returns ``(dW, db)``, the gradient of the *mean* NLL of softmax regression.
+
+    Taught in ``book/softmax_regression.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    for case in range(4):
+        n, d, k = int(rng.integers(2, 9)), int(rng.integers(2, 7)), int(rng.integers(3, 6))
+        X, W = rng.normal(size=(n, d)), rng.normal(size=(d, k)) * (3 if case == 3 else 1)
+        cases.append((X, rng.integers(0, k, size=n), W, rng.normal(size=k)))
+    mistakes = [
+        Mistake(
+            "the gradient of the *sum*: divide by the number of examples",
+            lambda *v: _softmax_gradient(*v, len(v[0])),
+        ),
+        Mistake("a flipped sign: the gradient is P - Y, not Y - P", lambda *v: _softmax_gradient(*v, -1.0)),
+        Mistake("P without the one-hot labels subtracted", lambda *v: _softmax_gradient(*v, minus_y=False)),
+    ]
+    return _run(
+        "softmax_regression_gradient",
+        fn,
+        cases,
+        _softmax_gradient,
+        (),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_gradient_pair,
+    )
+
+
+def _tutorial_rate(y_pred, y, batch_size, partial=False):
+    n = len(y) if partial else len(y) // batch_size * batch_size
+    starts = range(0, n, batch_size)
+    return np.mean([np.mean(y_pred[i : i + batch_size] != y[i : i + batch_size]) for i in starts])
+
+
+def _plain_number(fn, values, timeout, references):
+    """For answers that return one number: call ``fn`` on the values as they are."""
+    return _as_array(_guarded(fn, values, timeout, references), symbolic=False).astype(float)
+
+
+def tutorial_error_rate(fn, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(y_pred, y, batch_size)`` averages per-minibatch error rates over *full* minibatches only.
+
+    Taught in ``book/softmax_regression.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(1)
+    cases = []
+    for n, batch_size in [(1429, 600), (10000, 600), (10000, 500), (50, 20), (7, 7)]:
+        y = rng.integers(0, 10, size=n)
+        cases.append((np.where(rng.random(n) < 0.1, rng.integers(0, 10, size=n), y), y, batch_size))
+    mistakes = [
+        Mistake(
+            "the rate over every example; the tutorials drop the last, partial minibatch",
+            lambda p, y, b: np.mean(p != y),
+        ),
+        Mistake(
+            "a mean that includes the last, partial minibatch",
+            lambda p, y, b: _tutorial_rate(p, y, b, partial=True),
+        ),
+    ]
+    return _run(
+        "tutorial_error_rate",
+        fn,
+        cases,
+        _tutorial_rate,
+        (),
+        mistakes=mistakes,
+        rtol=0,
+        atol=1e-9,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_plain_number,
+    )
+
+
+def glorot_bound(fn, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(n_in, n_out, activation)`` gives mlp.py's bound: sqrt(6 / (n_in + n_out)), x4 for "sigmoid".
+
+    Taught in ``book/mlp.ipynb`` (its exercises).
+    """
+    cases = [
+        (784, 500, "tanh"),
+        (784, 500, "sigmoid"),
+        (500, 10, "tanh"),
+        (3, 5, "sigmoid"),
+        (800, 500, "tanh"),
+    ]
+
+    def bound(n_in, n_out, activation, factor=4, numerator=6.0):
+        return np.sqrt(numerator / (n_in + n_out)) * (factor if activation == "sigmoid" else 1)
+
+    mistakes = [
+        Mistake(
+            "tanh's bound for the sigmoid too: mlp.py multiplies it by 4", lambda i, o, a: bound(i, o, a, 1)
+        ),
+        Mistake(
+            "the standard deviation sqrt(2 / (n_in + n_out)), not the bound",
+            lambda i, o, a: bound(i, o, a, numerator=2.0),
+        ),
+        Mistake("the fan-in alone: the bound uses n_in + n_out", lambda i, o, a: bound(i, 0, a)),
+    ]
+    return _run(
+        "glorot_bound",
+        fn,
+        cases,
+        bound,
+        (),
+        mistakes=mistakes,
+        rtol=1e-6,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_plain_number,
+        references=references_of("glorot_bound"),
+    )
+
+
+def mlp_forward(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(X, W1, b1, W2, b2)`` returns the class probabilities of a one-hidden-layer tanh MLP.
+
+    Taught in ``book/mlp.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(4):
+        n, d, h, k = (int(v) for v in rng.integers(2, 8, size=4))
+        cases.append(
+            (
+                rng.normal(size=(n, d)),
+                rng.normal(size=(d, h)),
+                rng.normal(size=h),
+                rng.normal(size=(h, k)) * 4,
+                rng.normal(size=k),
+            )
+        )
+    mistakes = [
+        Mistake("the scores, without the softmax", lambda X, W1, b1, W2, b2: np.tanh(X @ W1 + b1) @ W2 + b2),
+        Mistake(
+            "an MLP without its nonlinearity", lambda X, W1, b1, W2, b2: _softmax((X @ W1 + b1) @ W2 + b2)
+        ),
+        Mistake(
+            "the hidden layer's bias forgotten", lambda X, W1, b1, W2, b2: _softmax(np.tanh(X @ W1) @ W2 + b2)
+        ),
+    ]
+    return _run(
+        "mlp_forward",
+        fn,
+        cases,
+        lambda X, W1, b1, W2, b2: _softmax(np.tanh(X @ W1 + b1) @ W2 + b2),
+        (),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_call_numpy,
+        references=references_of("mlp_forward"),
+    )
+
+
+def _conv_reference(x, w):
+    from scipy import signal
+
+    return np.array([[sum(signal.convolve(x[i, c], w[k, c], mode="valid") for c in range(x.shape[1]))
+                      for k in range(w.shape[0])] for i in range(x.shape[0])])  # fmt: skip
+
+
+def conv2d(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(x, w)`` computes Theano's ``conv2d``: valid, filters flipped, summed over channels.
+
+    ``x`` is ``(batch, channels, rows, cols)``, ``w`` is ``(filters, channels, rows, cols)``.
+    Taught in ``book/lenet.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(seed)
+    cases = []
+    for case in range(5):
+        n, c, k = (int(v) for v in rng.integers(1, 4, size=3))
+        fr, fc = (2, 3) if case == 0 else (int(v) for v in rng.integers(2, 4, size=2))  # not square once
+        c = max(c, 2) if case == 1 else c  # several channels at least once
+        x = rng.normal(size=(n, c, fr + int(rng.integers(0, 5)), fc + int(rng.integers(0, 5))))
+        cases.append((x, rng.normal(size=(k, c, fr, fc))))
+    mistakes = [
+        Mistake(
+            "a cross-correlation (PyTorch's Conv2d): Theano's conv2d flips the filters first",
+            lambda x, w: _conv_reference(x, w[:, :, ::-1, ::-1]),
+        ),
+        Mistake(
+            "the first channel only: a map sums over every channel",
+            lambda x, w: _conv_reference(x[:, :1], w[:, :1]),
+        ),
+    ]
+    return _run(
+        "conv2d",
+        fn,
+        cases,
+        _conv_reference,
+        (),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_call_numpy,
+        references=references_of("conv2d"),
+    )
+
+
+def _pool_reference(x, rows, cols):
+    n, c, r, s = x.shape[0], x.shape[1], x.shape[2] // rows, x.shape[3] // cols
+    return x[:, :, : r * rows, : s * cols].reshape(n, c, r, rows, s, cols).max(axis=(3, 5))
+
+
+def max_pool_2d(fn, seed: int = 0, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(x, pool_rows, pool_cols)`` takes window maxima of a 4-d ``x``, dropping partial windows.
+
+    Taught in ``book/lenet.ipynb`` (its exercises).
+    """
+    rng = np.random.default_rng(seed)
+    cases = [
+        (rng.normal(size=(2, 3, r, s)), a, b)
+        for a, b, r, s in [(2, 2, 4, 4), (2, 2, 5, 7), (3, 2, 9, 4), (1, 3, 2, 8)]
+    ]
+    mistakes = [
+        Mistake("min-pooling: keep each window's maximum", lambda x, a, b: -_pool_reference(-x, a, b)),
+        Mistake(
+            "mean-pooling: keep each window's maximum",
+            lambda x, a, b: (
+                _pool_reference(x, a, b) * 0
+                + np.array(
+                    [
+                        [
+                            x[i, k, : x.shape[2] // a * a, : x.shape[3] // b * b]
+                            .reshape(x.shape[2] // a, a, x.shape[3] // b, b)
+                            .mean(axis=(1, 3))
+                            for k in range(x.shape[1])
+                        ]
+                        for i in range(x.shape[0])
+                    ]
+                )
+            ),
+        ),  # fmt: skip
+    ]
+    return _run(
+        "max_pool_2d",
+        fn,
+        cases,
+        _pool_reference,
+        (),
+        mistakes=mistakes,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_call_numpy,
+        references=references_of("max_pool_2d"),
+    )
+
+
+def _shapes_as_array(fn, values, timeout, references):
+    """``fn`` returns ``(stages, n_features)``: read as one array of numbers."""
+    got = _guarded(fn, values, timeout, references)
+    try:
+        stages, n_features = got
+        return np.array([v for stage in stages for v in stage] + [n_features], dtype=float)
+    except (TypeError, ValueError):
+        raise _Unusable(
+            f"expected (list of (channels, rows, cols), n_features); your function returned {got!r:.80}"
+        ) from None
+
+
+def _lenet_shapes(image, f, p, nkerns, pool=True, channels=True):
+    rows, cols = image
+    stages = []
+    for k in nkerns:
+        rows, cols = (rows - f + 1) // (p if pool else 1), (cols - f + 1) // (p if pool else 1)
+        stages.append((k, rows, cols))
+    n = (nkerns[-1] if channels else 1) * rows * cols
+    return np.array([v for stage in stages for v in stage] + [n], dtype=float)
+
+
+def lenet_shapes(fn, strict: bool = False, timeout: float | None = None) -> CheckResult:
+    """Check ``fn(image_size, filter_size, pool, nkerns)`` gives the map shapes of a two-stage LeNet.
+
+    Expected: ``(stages, n_features)``, a list of ``(channels, rows, cols)``
+    after each convolution-pooling stage, and the number of inputs of the
+    fully connected layer.  Taught in ``book/lenet.ipynb`` (its exercises).
+    """
+    cases = [
+        ((28, 28), 5, 2, (20, 50)),
+        ((32, 32), 5, 2, (6, 16)),
+        ((28, 28), 3, 2, (8, 16)),
+        ((29, 31), 4, 3, (2, 3)),
+    ]
+    mistakes = [
+        Mistake(
+            "the pooling forgotten: each stage divides rows and columns by the window",
+            lambda *v: _lenet_shapes(*v, pool=False),
+        ),
+        Mistake(
+            "n_features without the channels: it is channels x rows x cols",
+            lambda *v: _lenet_shapes(*v, channels=False),
+        ),
+    ]
+    return _run(
+        "lenet_shapes",
+        fn,
+        cases,
+        _lenet_shapes,
+        (),
+        mistakes=mistakes,
+        rtol=0,
+        atol=0,
+        strict=strict,
+        timeout=timeout,
+        evaluate=_shapes_as_array,
+    )

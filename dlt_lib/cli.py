@@ -3,7 +3,9 @@
 The defaults are the tutorials' published settings:
 
 - logistic regression (``logistic_sgd.py``): learning rate 0.13, batch 600, patience 5000;
-- MLP (``mlp.py``): 500 tanh units, learning rate 0.01, L1 0, L2 1e-4, batch 20, patience 10000.
+- MLP (``mlp.py``): 500 tanh units, learning rate 0.01, L1 0, L2 1e-4, batch 20, patience 10000;
+- LeNet (``convolutional_mlp.py``): 20 and 50 filters of 5 x 5, 500 tanh units, learning rate 0.1,
+  batch 500, patience 10000, at most 200 epochs.
 
 Errors are reported in one place each: a bad flag by the parser, on one line
 and with exit status 2 (every flag's value is checked by an argparse type
@@ -32,8 +34,37 @@ from pathlib import Path
 from dlt_lib.validation import InvalidParameterError, check_scalar, describe_scalar
 
 DEFAULTS = {
-    "logreg": {"learning_rate": 0.13, "batch_size": 600, "l1": 0.0, "l2": 0.0, "patience": 5000},
-    "mlp": {"learning_rate": 0.01, "batch_size": 20, "l1": 0.0, "l2": 1e-4, "patience": 10000},
+    "logreg": {
+        "learning_rate": 0.13,
+        "batch_size": 600,
+        "l1": 0.0,
+        "l2": 0.0,
+        "patience": 5000,
+        "n_epochs": 1000,
+    },
+    "mlp": {
+        "learning_rate": 0.01,
+        "batch_size": 20,
+        "l1": 0.0,
+        "l2": 1e-4,
+        "patience": 10000,
+        "n_epochs": 1000,
+        "seed": 1234,
+    },
+    "lenet": {
+        "learning_rate": 0.1,
+        "batch_size": 500,
+        "l1": 0.0,
+        "l2": 0.0,
+        "patience": 10000,
+        "n_epochs": 200,
+        "seed": 23455,
+    },
+}
+MODEL_CHOICES = {
+    "logreg": "logistic regression",
+    "mlp": "a one-hidden-layer MLP",
+    "lenet": "the tutorials' LeNet",
 }
 DATASETS = ("mnist", "mnist-sample", "fashion-mnist")
 #: The most hidden units ``train mlp`` takes (the tutorials use 500): 784 x 10,000 weights are 31 MB.
@@ -136,14 +167,22 @@ _POSITIVE = {"min_val": 0, "include_boundaries": "neither"}
 TRAIN_NUMBERS = {
     "--learning-rate": (_number(float, **_POSITIVE), None, "step size (default: 0.13 logreg, 0.01 mlp)"),
     "--batch-size": (_number(int, min_val=1), None, "minibatch size (default: 600 logreg, 20 mlp)"),
-    "--n-epochs": (_number(int, min_val=1), 1000, "maximum number of passes over the training set"),
+    "--n-epochs": (
+        _number(int, min_val=1),
+        None,
+        "maximum number of passes over the data (default: 1000; 200 lenet)",
+    ),
     "--l1": (_number(float, min_val=0), None, "weight of the L1 penalty (default: 0)"),
     "--l2": (
         _number(float, min_val=0),
         None,
         "weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)",
     ),
-    "--n-hidden": (_number(int, min_val=1, max_val=MAX_HIDDEN), 500, "hidden units of the MLP"),
+    "--n-hidden": (
+        _number(int, min_val=1, max_val=MAX_HIDDEN),
+        500,
+        "hidden units of the MLP or LeNet's tanh layer",
+    ),
     "--patience": (
         _number(int, min_val=1),
         None,
@@ -159,7 +198,11 @@ TRAIN_NUMBERS = {
         0.995,
         "a validation error below best x this is a significant gain",
     ),
-    "--seed": (_number(int, min_val=0, max_val=2**32 - 1), 1234, "seed of the MLP's weight initialisation"),
+    "--seed": (
+        _number(int, min_val=0, max_val=2**32 - 1),
+        None,
+        "seed of the weights' initialisation (default: the tutorials', 1234 mlp, 23455 lenet)",
+    ),
     "--shuffle": (_number(int, min_val=0), None, "seed of a new order each epoch (default: the fixed order)"),
     "--chunk-size": (_number(int, min_val=1), None, "minibatches held in memory at a time (default: all)"),
 }
@@ -176,7 +219,9 @@ def _add_train_command(sub) -> None:
         formatter_class=_HelpFormatter,
     )
     tr.set_defaults(command=cmd_train)
-    tr.add_argument("model", choices=("logreg", "mlp"), help="logistic regression or a one-hidden-layer MLP")
+    tr.add_argument(
+        "model", choices=tuple(MODEL_CHOICES), help=", ".join(f"{k}: {v}" for k, v in MODEL_CHOICES.items())
+    )
     tr.add_argument(
         "--dataset",
         choices=DATASETS,
@@ -186,6 +231,14 @@ def _add_train_command(sub) -> None:
     )
     for flag, (kind, default, text) in TRAIN_NUMBERS.items():
         tr.add_argument(flag, type=kind, default=default, help=text)
+    tr.add_argument(
+        "--nkerns",
+        type=_number(int, min_val=1),
+        nargs=2,
+        default=[20, 50],
+        metavar=("K1", "K2"),
+        help="lenet: filters of its two convolution-pooling stages",
+    )
     tr.add_argument("--optimizer", choices=sorted(updates.OPTIMIZERS), default="sgd", help="update rule")
     _add_mode(tr)
     tr.add_argument("--output-dir", type=_output_dir, default=Path("runs/latest"), help="where results go")
@@ -380,19 +433,14 @@ def cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from dlt_lib import backend, models, plot, training
+    from dlt_lib import backend, plot, training
     from dlt_lib.files import write_atomically
 
     settings = {key: getattr(args, key) for key in DEFAULTS[args.model]}
     settings = {key: DEFAULTS[args.model][key] if value is None else value for key, value in settings.items()}
     print(backend.describe())
     splits = _load(args.dataset, args.offline)
-    n_in = splits.train.X.shape[1]
-    model = (
-        models.LogisticRegression(n_in, 10)
-        if args.model == "logreg"
-        else models.MLP(n_in, args.n_hidden, 10, seed=args.seed)
-    )
+    model = _build_model(args, settings, splits.train.X.shape[1])
     print(
         f"Training {type(model).__name__} ({model.n_parameters:,} parameters): {settings}, optimizer {args.optimizer}"
     )
@@ -403,7 +451,7 @@ def _train(args) -> int:
         model,
         splits,
         **{key: settings[key] for key in ("learning_rate", "batch_size", "l1", "l2")},
-        n_epochs=args.n_epochs,
+        n_epochs=settings["n_epochs"],
         optimizer=args.optimizer,
         early_stopping=stopper,
         shuffle=args.shuffle,
@@ -424,6 +472,20 @@ def _train(args) -> int:
     return 0
 
 
+def _build_model(args, settings, n_in):
+    """The model ``train`` trains, from its flags (the tutorials' seeds unless ``--seed``)."""
+    from dlt_lib import models
+
+    if args.model == "logreg":
+        return models.LogisticRegression(n_in, 10)
+    if args.model == "mlp":
+        return models.MLP(n_in, args.n_hidden, 10, seed=settings["seed"])
+    side = int(round(n_in**0.5))
+    if side * side != n_in:
+        raise InvalidParameterError(f"lenet needs square images; the data's rows have {n_in} pixels.")
+    return models.LeNet((side, side), args.nkerns, args.n_hidden, 10, seed=settings["seed"])
+
+
 def _resumed_line(resumed: dict) -> str:
     changed = (
         f"; n_epochs {resumed['n_epochs'][0]} -> {resumed['n_epochs'][1]}" if "n_epochs" in resumed else ""
@@ -439,7 +501,6 @@ def _summary(args, settings, model, splits, history, seconds) -> dict:
         "hyperparameters": model.hyperparameters(),
         "settings": {
             **settings,
-            "n_epochs": args.n_epochs,
             "optimizer": args.optimizer,
             "patience_increase": args.patience_increase,
             "improvement_threshold": args.improvement_threshold,

@@ -970,20 +970,52 @@ def _check_run_settings(n_epochs, checkpoint_metadata, batch_size, n_train) -> N
 
 
 class _Evaluation:
-    """The validation and test errors of the model, each compiled once over its whole set."""
+    """The validation and test errors of the model over every example of each set, compiled once.
+
+    A model with an ``eval_batch_size`` (LeNet) is evaluated in chunks of that
+    many examples (and one chunk for the rest): a convolutional network on a
+    whole 10,000-image set at once would hold gigabytes of intermediate results.
+    """
 
     def __init__(self, model, y, valid, test, mode_name):
-        mode = backend.get_mode(mode_name)
-        on_device = []
-        for name, split in (("valid", valid), ("test", test)):
-            shared = data.shared_dataset(split, name=name)
-            on_device += [shared.X, shared.y]
-            givens = {model.input: shared.X, y: shared.y}
-            outputs = (
-                [model.errors(y), model.negative_log_likelihood(y)] if name == "valid" else model.errors(y)
-            )
-            setattr(self, name, pytensor.function([], outputs, givens=givens, mode=mode))
-        backend.place_on_device(on_device, mode_name)
+        self._valid = _evaluator(model, y, valid, "valid", mode_name)
+        self._test = _evaluator(model, y, test, "test", mode_name)
+
+    def valid(self):
+        """``(error rate, mean NLL)`` on the validation set."""
+        return self._valid()
+
+    def test(self):
+        """The error rate on the test set."""
+        return self._test()[0]
+
+
+def _evaluator(model, y, split, name, mode_name):
+    """A function ``() -> (error rate, mean NLL)`` over every example of ``split``."""
+    X, labels = split
+    n = len(X)
+    size = min(getattr(model, "eval_batch_size", None) or n, n)
+    mode = backend.get_mode(mode_name)
+    parts = []
+    for lo, hi in ((0, n // size * size), (n // size * size, n)):
+        if hi > lo:  # the full chunks, stored by chunk (shapes fixed: JAX), then the rest
+            shared = data.shared_dataset((X[lo:hi], labels[lo:hi]), name=name, batch_size=min(size, hi - lo))
+            backend.place_on_device([shared.X, shared.y], mode_name)
+            index = pt.lscalar("index")
+            chunk_x, chunk_y = shared.minibatch(index)
+            outputs = [model.errors(y), model.negative_log_likelihood(y)]
+            fn = pytensor.function([index], outputs, givens={model.input: chunk_x, y: chunk_y}, mode=mode)
+            parts.append((fn, shared.n_batches(), min(size, hi - lo)))
+
+    def evaluate():
+        # Means of the chunks, weighted by their sizes: the means over all n examples.
+        totals = np.zeros(2)
+        for fn, n_chunks, rows in parts:
+            for i in range(n_chunks):
+                totals += rows * np.asarray(fn(i), dtype=float)
+        return tuple(totals / n)
+
+    return evaluate
 
 
 #: How close to chance a best validation error must be for :class:`ChanceLevelWarning`: 5 percentage points.

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytensor.tensor as pt
 import pytest
+from check_answers_models import MODEL_RIGHT, MODEL_WRONG
 
 from dlt_lib import check, losses, training, updates
 from dlt_lib.losses import zero_one_loss as imported_reference
@@ -82,6 +83,9 @@ WRONG = {
         ("no return", lambda n, p: None, "forget `return`"),
     ],
 }
+# The model chapters' checks (8-10): their answers are in check_answers_models.py.
+RIGHT.update(MODEL_RIGHT)
+WRONG.update(MODEL_WRONG)
 
 
 def _checks():

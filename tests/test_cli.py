@@ -111,6 +111,7 @@ BAD = {
     ("train", "--seed"): "-1",
     ("train", "--shuffle"): "yes",
     ("train", "--chunk-size"): "0",
+    ("train", "--nkerns"): "0",
     ("train", "--optimizer"): "adamw",
     ("train", "--mode"): "GPU",
     ("train", "--output-dir"): "FILE",

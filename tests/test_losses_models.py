@@ -142,8 +142,10 @@ def test_glorot_uniform_bounds_and_sigmoid_factor():
     assert np.abs(W).max() <= bound and np.abs(W).max() > 0.99 * bound
     Ws = glorot_uniform(np.random.default_rng(1), 784, 500, activation="sigmoid")
     np.testing.assert_allclose(Ws, 4 * W, rtol=1e-6)
+    # ReLU: the tutorials had no rule for it and used tanh's bound; so do we.
+    np.testing.assert_array_equal(glorot_uniform(np.random.default_rng(1), 784, 500, "relu"), W)
     with pytest.raises(ValueError, match="activation"):
-        glorot_uniform(rng, 2, 2, activation="relu")
+        glorot_uniform(rng, 2, 2, activation="softplus")
 
 
 def test_mlp_matches_numpy_and_is_seeded():

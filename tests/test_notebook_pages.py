@@ -1,17 +1,20 @@
 """What a chapter puts on the page: every figure it makes is shown (once), no cell shows an error.
 
-The executed-notebook test runs each chapter itself (nbclient, the
-``python3`` kernel of this environment, ``DLT_OFFLINE`` as the caller set
-it) with a small recorder loaded first: it counts the Matplotlib figures each
-cell makes and that are still open when the cell ends, which are exactly the
-ones the notebook should show.  Executing is reliable where reading
-``_build/jupyter_execute`` is not: the outputs alone cannot say that a cell
-made a figure which never reached the page.  It is marked ``notebooks``, so
-``make check`` leaves it out and ``make test`` runs it.
+The book build (``make book``) loads a small recorder into every kernel
+(``tests/ipython/profile_default/startup/00_figure_audit.py``, through
+``IPYTHONDIR`` and ``DLT_FIGURE_AUDIT`` set by the Makefile): after each cell
+it notes how many Matplotlib figures the cell made that are still open, which
+are exactly the ones the page should show.  This test compares those counts
+with the outputs the build stored in ``_build/jupyter_execute``.  Reading the
+outputs alone could not tell that a cell made a figure which never reached the
+page; recording during the build costs no extra execution of the book.  It is
+marked ``notebooks`` (``make check`` leaves it out; ``make test`` builds the
+book first); without a build it skips locally and fails under CI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import json
@@ -20,52 +23,47 @@ import re
 import book_toc
 import nbformat
 import pytest
+from support import require
 
 NOTEBOOKS = book_toc.notebooks()
-
-# Loaded into the kernel before the chapter's first cell.  After each cell
-# (before the inline backend shows and closes the figures), it notes how many
-# figures the cell made that are still open; the last cell prints the list.
-RECORDER = """
-import json as _json
-import matplotlib.figure as _figure
-from matplotlib._pylab_helpers import Gcf as _Gcf
-
-_dlt_made, _dlt_open = [], []
-_dlt_init = _figure.Figure.__init__
-
-
-def _dlt_counting_init(self, *args, **kwargs):
-    _dlt_init(self, *args, **kwargs)
-    _dlt_made.append(self)
-
-
-def _dlt_after_cell():
-    shown = {manager.canvas.figure for manager in _Gcf.get_all_fig_managers()}
-    _dlt_open.append(sum(fig in shown for fig in _dlt_made))
-    _dlt_made.clear()
-
-
-_figure.Figure.__init__ = _dlt_counting_init
-get_ipython().events.register("post_execute", _dlt_after_cell)
-"""
-REPORT = "print(_json.dumps(_dlt_open))"
+BUILD = book_toc.ROOT / "_build"
+EXECUTED = BUILD / "jupyter_execute"
+AUDIT = BUILD / "figure-audit"
 IMAGE = "image/png"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-def _execute(path):
-    from nbclient import NotebookClient
+def _digest(source):
+    return hashlib.sha1(source.encode()).hexdigest()
 
-    nb = nbformat.read(path, as_version=4)
-    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
-    nb.cells = [nbformat.v4.new_code_cell(RECORDER), *nb.cells, nbformat.v4.new_code_cell(REPORT)]
-    client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True)
-    client.execute(cwd=str(path.parent))
-    report = "".join(out.get("text", "") for out in nb.cells[-1].outputs if out.output_type == "stream")
-    # One count per executed cell: the recorder's own cell first, the report's not yet.
-    figures = json.loads(report)[1:]
-    return list(zip(code_cells, figures, strict=True))
+
+def _figures_by_source():
+    """Figures still open after each executed cell, by the sha1 of the cell's source."""
+    counts = {}
+    for log in AUDIT.glob("*.jsonl"):
+        for line in log.read_text().splitlines():
+            record = json.loads(line)
+            counts[record["source"]] = record["figures"]
+    return counts
+
+
+def _executed(path):
+    """The build's executed copy of a chapter, each code cell with the figures it left open."""
+    executed = EXECUTED / path.relative_to(book_toc.ROOT).with_suffix(".ipynb")
+    require(
+        executed.exists() and AUDIT.is_dir(),
+        f"{executed} or {AUDIT} is missing: run `make book` first (it records the figures)",
+    )
+    require(
+        executed.stat().st_mtime >= path.stat().st_mtime,
+        f"{executed} is older than {path}: run `make book` again",
+    )
+    nb = nbformat.read(executed, as_version=4)
+    counts = _figures_by_source()
+    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    missing = [cell.source[:60] for cell in cells if _digest(cell.source) not in counts]
+    assert not missing, f"{path.name}: the figure audit has no record of cells {missing}"
+    return [(cell, counts[_digest(cell.source)]) for cell in cells]
 
 
 def _problems(name, cells):
@@ -88,7 +86,7 @@ def _problems(name, cells):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapter_shows_every_figure_it_makes_and_no_error(path):
-    problems = _problems(path.name, _execute(path))
+    problems = _problems(path.name, _executed(path))
     assert not problems, "\n".join(problems)
 
 
