@@ -162,21 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _per_model(key: str) -> str:
+    """``"default: 0.13 logreg, 0.01 mlp, 0.1 lenet"``: a flag's default for each model, from DEFAULTS."""
+    return "default: " + ", ".join(f"{values[key]:g} {model}" for model, values in DEFAULTS.items())
+
+
 _POSITIVE = {"min_val": 0, "include_boundaries": "neither"}
 #: The numeric flags of ``train``: type, default (None: the model's, from DEFAULTS) and help.
 TRAIN_NUMBERS = {
-    "--learning-rate": (_number(float, **_POSITIVE), None, "step size (default: 0.13 logreg, 0.01 mlp)"),
-    "--batch-size": (_number(int, min_val=1), None, "minibatch size (default: 600 logreg, 20 mlp)"),
+    "--learning-rate": (_number(float, **_POSITIVE), None, f"step size ({_per_model('learning_rate')})"),
+    "--batch-size": (_number(int, min_val=1), None, f"minibatch size ({_per_model('batch_size')})"),
     "--n-epochs": (
         _number(int, min_val=1),
         None,
-        "maximum number of passes over the data (default: 1000; 200 lenet)",
+        f"maximum number of passes over the data ({_per_model('n_epochs')})",
     ),
-    "--l1": (_number(float, min_val=0), None, "weight of the L1 penalty (default: 0)"),
+    "--l1": (_number(float, min_val=0), None, f"weight of the L1 penalty ({_per_model('l1')})"),
     "--l2": (
         _number(float, min_val=0),
         None,
-        "weight of the squared-L2 penalty (default: 0 logreg, 1e-4 mlp)",
+        f"weight of the squared-L2 penalty ({_per_model('l2')})",
     ),
     "--n-hidden": (
         _number(int, min_val=1, max_val=MAX_HIDDEN),
@@ -186,7 +191,7 @@ TRAIN_NUMBERS = {
     "--patience": (
         _number(int, min_val=1),
         None,
-        "updates before stopping, at least (default: 5000 logreg, 10000 mlp)",
+        f"updates before stopping, at least ({_per_model('patience')})",
     ),
     "--patience-increase": (
         _number(float, min_val=1),
