@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlt_lib.validation import check_option
+from dlt_lib.validation import InvalidParameterError, check_option
 
 MODES = ("C", "NUMBA", "JAX")
 DEFAULT_MODE = "C"
@@ -132,10 +132,24 @@ def set_mode(name: str) -> str:
     return key
 
 
+def environment_mode() -> str:
+    """The mode ``DLT_MODE`` names (``C`` when unset), normalised; an error that names the variable otherwise.
+
+    Taught in ``book/backends.ipynb``.
+    """
+    name = os.environ.get("DLT_MODE", DEFAULT_MODE)
+    try:
+        return normalise_mode(name)
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            f"DLT_MODE={name!r} is not a PyTensor mode: set it to C, NUMBA or JAX (any case), or unset it."
+        ) from None
+
+
 def mode_name() -> str:
     """The name of the mode in force ("C", "NUMBA" or "JAX").  Taught in ``book/backends.ipynb``."""
     if _current_mode is None:
-        set_mode(os.environ.get("DLT_MODE", DEFAULT_MODE))
+        set_mode(environment_mode())
     return _current_mode
 
 

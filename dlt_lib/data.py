@@ -53,7 +53,15 @@ from .download import (
     is_offline,
     verify_file,
 )
-from .formats import DataFormatError, load_mnist_pickle, read_idx_images, read_idx_labels
+from .formats import (
+    IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC,
+    DataFormatError,
+    load_mnist_pickle,
+    read_idx_header,
+    read_idx_images,
+    read_idx_labels,
+)
 from .validation import InvalidParameterError, check_option, check_scalar
 
 __all__ = [
@@ -69,6 +77,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "DEBIAN_FASHION_MNIST_DIR",
     "SAMPLE_SOURCE",
+    "IDX_MAX_EXAMPLES",
     "load_mnist",
     "load_mnist_sample",
     "load_fashion_mnist",
@@ -108,6 +117,9 @@ _SAMPLE_RESOURCE = "datasets/mnist_sample.npz"
 # mnist.pkl.gz keeps the last 10,000 of LeCun's 60,000 training images for
 # validation; we split the IDX files (and Fashion-MNIST) the same way.
 _N_VALID = 10_000
+#: The most examples an IDX file of MNIST-like data may declare: the 60,000
+#: training and 10,000 test images of MNIST and of Fashion-MNIST.
+IDX_MAX_EXAMPLES = {"train": 60_000, "test": 10_000}
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -207,6 +219,29 @@ def _splits_from_pickle(path: Path, *, source: str, name: str = "mnist") -> Data
     return DataSplits(*(_as_split(X, y) for X, y in pairs), source=source, name=name)
 
 
+def _read_idx_part(images_path, labels_path, part: str):
+    """The images (n, 28, 28) and labels (n,) of one part, both headers checked before any data is read.
+
+    MNIST-like data have a known shape: 28x28 images, as many labels as
+    images, and at most MNIST's own counts (:data:`IDX_MAX_EXAMPLES`).  A file
+    that declares anything else is refused before megabytes are read for it.
+    """
+    most = IDX_MAX_EXAMPLES[part]
+    labels = read_idx_header(labels_path, expected_magic=IDX_LABELS_MAGIC).shape
+    images = read_idx_header(images_path, expected_magic=IDX_IMAGES_MAGIC).shape
+    if len(labels) != 1 or labels[0] > most:
+        raise DataFormatError(
+            f"{labels_path}: the header declares labels of shape {labels}; an MNIST-like {part} set has "
+            f"at most {most:,} labels, in one dimension. Is this the right file?"
+        )
+    if images[1:] != (28, 28) or images[0] != labels[0]:
+        raise DataFormatError(
+            f"{images_path}: the header declares images of shape {images}; with the {labels[0]:,} labels "
+            f"of {labels_path} it should be ({labels[0]}, 28, 28). Is this the right pair of files?"
+        )
+    return read_idx_images(images_path, shape=images), read_idx_labels(labels_path, shape=labels)
+
+
 def _splits_from_idx(paths: dict, *, source: str, name: str) -> DataSplits:
     """Build the three splits from the four IDX files.
 
@@ -216,20 +251,12 @@ def _splits_from_idx(paths: dict, *, source: str, name: str) -> DataSplits:
     """
     parts = {}
     for part in ("train", "test"):
-        images = read_idx_images(paths[f"{part}_images"])
-        labels = read_idx_labels(paths[f"{part}_labels"])
-        if len(images) != len(labels):
-            raise DataFormatError(
-                f"{paths[f'{part}_images']} has {len(images):,} images but "
-                f"{paths[f'{part}_labels']} has {len(labels):,} labels; they should match."
-            )
-        if images.shape[1:] != (28, 28):
-            raise DataFormatError(
-                f"{paths[f'{part}_images']}: images should be 28x28, found {images.shape[1]}x{images.shape[2]}."
-            )
+        images, labels = _read_idx_part(paths[f"{part}_images"], paths[f"{part}_labels"], part)
         if labels.size and labels.max() > 9:
             raise DataFormatError(f"{paths[f'{part}_labels']}: labels should be 0..9, found {labels.max()}.")
-        parts[part] = (images.reshape(len(images), -1).astype(np.float32) / np.float32(255), labels)
+        X = images.reshape(len(images), -1).astype(np.float32)
+        X /= np.float32(255)  # in place: one float copy of the images, not two
+        parts[part] = (X, labels)
     X, y = parts["train"]
     # 60,000 -> 50,000 + 10,000.  For other sizes (small test files) keep
     # the same 5:1 proportion.

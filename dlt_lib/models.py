@@ -49,6 +49,19 @@ def _make_input(input, n_in):
     return input
 
 
+def _check_finite(X) -> None:
+    """Refuse inputs holding NaN or infinities, by name: they would make every cost NaN, not a bad step."""
+    if X.dtype.kind != "f" or np.isfinite(X).all():
+        return
+    bad = ~np.isfinite(X)
+    row, column = np.argwhere(bad)[0]
+    kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("infinite", np.isinf)) if f(X[bad]).any())
+    raise InvalidParameterError(
+        f"The inputs hold {int(bad.sum()):,} {kinds} values (pixels), the first in row {row}, column {column}. "
+        "Fix or drop those examples first (np.isfinite(X).all(axis=1) marks the good rows)."
+    )
+
+
 def log_softmax(logits):
     """``log softmax(z) = z - logsumexp(z)``, computed without overflow.
 
@@ -98,6 +111,7 @@ class _Classifier:
                 f"{type(self).__name__} expects inputs of shape (n_examples, {self.n_in}); got {X.shape}. "
                 "Flatten 28x28 images with X.reshape(len(X), -1)."
             )
+        _check_finite(X)
         if y is not None:
             y = np.asarray(y)
             if y.shape != (X.shape[0],):
@@ -213,6 +227,16 @@ class LogisticRegression(_Classifier):
     def hyperparameters(self) -> dict:
         return {"n_in": self.n_in, "n_out": self.n_out}
 
+    @staticmethod
+    def parameter_shapes(n_in, n_out) -> dict:
+        """The shape of each parameter for these hyper-parameters, without building anything.
+
+        :func:`dlt_lib.checkpoint.load` checks a file's arrays against it
+        before it builds the model the file's metadata describes.
+        """
+        n_in, n_out = _check_positive_int("n_in", n_in), _check_positive_int("n_out", n_out)
+        return {"W": (n_in, n_out), "b": (n_out,)}
+
 
 def glorot_uniform(rng, n_in, n_out, activation="tanh", size=None):
     """Draw weights uniformly in ``+-sqrt(6 / (n_in + n_out))`` (Glorot and Bengio, 2010).
@@ -293,7 +317,7 @@ class MLP(_Classifier):
         self.n_in = _check_positive_int("n_in", n_in)
         self.n_hidden = _check_positive_int("n_hidden", n_hidden)
         self.n_out = _check_positive_int("n_out", n_out)
-        self.seed = int(seed)
+        self.seed = int(check_scalar(seed, "seed", numbers.Integral, min_val=0, max_val=2**32 - 1))
         self.input = _make_input(input, self.n_in)
         rng = np.random.RandomState(self.seed)  # the tutorials' generator, not default_rng
         self.hidden = HiddenLayer(rng, self.input, self.n_in, self.n_hidden, activation=activation)
@@ -312,6 +336,24 @@ class MLP(_Classifier):
             "n_out": self.n_out,
             "seed": self.seed,
             "activation": self.hidden.activation,
+        }
+
+    @staticmethod
+    def parameter_shapes(n_in, n_hidden, n_out, seed=1234, activation="tanh") -> dict:
+        """The shape of each parameter for these hyper-parameters, without building anything (see LogisticRegression)."""
+        n_in, n_hidden, n_out = (
+            _check_positive_int(k, v) for k, v in zip(("n_in", "n_hidden", "n_out"), (n_in, n_hidden, n_out))
+        )
+        check_scalar(seed, "seed", numbers.Integral, min_val=0, max_val=2**32 - 1)
+        if activation not in _ACTIVATIONS:
+            raise InvalidParameterError(
+                f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}."
+            )
+        return {
+            "hidden_W": (n_in, n_hidden),
+            "hidden_b": (n_hidden,),
+            "output_W": (n_hidden, n_out),
+            "output_b": (n_out,),
         }
 
 

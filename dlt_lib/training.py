@@ -36,12 +36,16 @@ Taught in ``book/early_stopping.ipynb`` (the loop and the patience rule) and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import numbers
 import time
+import warnings
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytensor
@@ -50,23 +54,30 @@ from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
 
-from dlt_lib import backend, checkpoint, data
+from dlt_lib import backend, checkpoint, data, files
 from dlt_lib import updates as update_rules
 from dlt_lib.validation import InvalidParameterError, check_scalar
 
 __all__ = [
+    "ChanceLevelWarning",
     "EarlyStopping",
     "History",
     "MinibatchFeed",
+    "SavedState",
     "TrainingDiverged",
     "UpdateRunner",
     "ValidationRecord",
+    "check_resume",
     "compile_updates",
+    "read_training_state",
     "restore_training_state",
+    "run_settings",
     "save_training_state",
     "scans_by_default",
     "train",
     "training_cost",
+    "training_state_path",
+    "why_diverged",
 ]
 
 
@@ -172,6 +183,8 @@ class History:
     mode: str = ""
     data_source: str = ""
     shuffle: int | None = None  # the seed of the per-epoch order; None: the tutorials' fixed order
+    warnings: list = field(default_factory=list)  # what the run warned of (ChanceLevelWarning)
+    resumed: dict | None = None  # for a resumed run: the state it came from, its iteration, what changed
 
     @property
     def best(self) -> ValidationRecord | None:
@@ -502,72 +515,249 @@ def compile_updates(
 # ----------------------------------------------------------------------------
 # Resuming an interrupted run
 # ----------------------------------------------------------------------------
-_STATE_FORMAT = "dlt_lib training state 2"
+_STATE_FORMAT = "dlt_lib training state 3"
+#: What a resumed run may change: n_epochs (to train longer).  Every other
+#: recorded setting must be the saved run's (the CLI's mode and chunk size are
+#: not recorded: they change how the updates are run, not which).
+RESUMABLE_CHANGES = ("n_epochs",)
+
+
+class SavedState(NamedTuple):
+    """A training state read back by :func:`read_training_state`, already checked.  See ``book/saving_and_plotting.ipynb``."""
+
+    source: Path
+    arrays: dict
+    meta: dict
+    history: History
+    stopper: EarlyStopping
 
 
 def training_state_path(path) -> Path:
-    """``runs/best.npz`` -> ``runs/best.last.npz``: where the state to resume a run is kept."""
+    """``runs/best.npz`` -> ``runs/best.last.npz``: where the state to resume a run is kept.
+
+    See ``book/saving_and_plotting.ipynb``.
+    """
     path = checkpoint.npz_path(path)
     return path if path.name.endswith(".last.npz") else path.with_name(path.stem + ".last.npz")
 
 
-def save_training_state(path, model, runner, stopper, history, iteration, best_params) -> Path:
+def _as_json(value):
+    """A setting as the saved state records it: numbers as numbers, anything symbolic by name only."""
+    if isinstance(value, Variable):
+        return {"symbolic": str(value)}
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    return getattr(value, "__qualname__", repr(value))  # an update rule passed as a function
+
+
+def _fingerprint(*splits) -> list:
+    """Shape and CRC-32 of each array: enough to tell other data from the same data, in milliseconds per MB."""
+    return [
+        [list(np.shape(X)), zlib.crc32(np.ascontiguousarray(X)), zlib.crc32(np.ascontiguousarray(y))]
+        for X, y in splits
+    ]
+
+
+def run_settings(settings: dict, stopper: EarlyStopping, n_epochs: int, train_set, valid) -> dict:
+    """What a saved state records of a run, for a resumed run to repeat: every setting that shapes its updates.
+
+    ``settings`` as :func:`train` gathers them (the update rule's own
+    arguments included); the patience rule's starting values; ``n_epochs``;
+    and the training and validation data by shape and checksum.
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    record = {key: _as_json(value) for key, value in settings.items() if key not in ("chunk_size", "mode")}
+    record.update(
+        patience=float(stopper.patience),
+        patience_increase=float(stopper.patience_increase),
+        improvement_threshold=float(stopper.improvement_threshold),
+        n_epochs=int(n_epochs),
+        data=_fingerprint(train_set, valid),
+    )
+    return record
+
+
+def _changed_settings(saved: dict, now: dict) -> list[str]:
+    """``"learning_rate 0.13 (saved) -> 0.5 (now)"`` for each setting that differs; symbolic values are not compared."""
+    changes = []
+    for key in sorted(set(saved) | set(now)):
+        old, new = saved.get(key), now.get(key)
+        symbolic = any(isinstance(v, dict) and "symbolic" in v for v in (old, new))
+        if old == new or symbolic or key in RESUMABLE_CHANGES:
+            continue
+        if key == "data":
+            changes.append("the training or validation data differ (another data set, or other files)")
+        else:
+            changes.append(f"{key} {old!r} (saved) -> {new!r} (now)")
+    return changes
+
+
+def save_training_state(
+    path, model, runner, stopper, history, iteration, best_params, *, settings=None, finished=None
+) -> Path:
     """Everything needed to continue a run: current and best parameters, optimizer state, patience, history.
 
+    ``settings`` (from :func:`run_settings`) is what a resumed run must
+    repeat; ``finished`` the reason the run stopped, once it has.
     See ``book/saving_and_plotting.ipynb``.
     """
     arrays = {f"param:{k}": v for k, v in model.get_param_values().items()}
     arrays.update({f"best:{k}": v for k, v in best_params.items()})
     arrays.update({f"state:{i}": var.get_value(borrow=False) for i, var in enumerate(runner.state_vars)})
+    arrays["history:train_costs"] = np.asarray(history.train_costs, dtype=np.float64)  # an array, not JSON
+    described = history.to_dict()
+    del described["train_costs"]
     meta = {
         "format": _STATE_FORMAT,
         **checkpoint.model_metadata(model),
         "next_iteration": int(iteration),
         "stopper": asdict(stopper),
-        "history": history.to_dict(),
+        "history": described,
+        "settings": settings or {},
+        "finished": finished,
     }
     return checkpoint.write_arrays(training_state_path(path), arrays, meta)
 
 
-def restore_training_state(path, model, runner, stopper, history):
-    """Load a state saved by :func:`save_training_state` into the run; return ``(next_iteration, best_params)``.
+def _refuse(source, problem: str):
+    raise checkpoint.CheckpointError(
+        f"Cannot resume from {source}: {problem}. Start a new run (without resuming), or use an intact copy."
+    )
 
-    Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a state from another
-    model, optimizer or number of minibatches, before changing anything.
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_training_state(path) -> SavedState:
+    """Read the state saved next to checkpoint ``path`` and check that it is one a run could have written.
+
+    Refuses (:class:`~dlt_lib.checkpoint.CheckpointError`) a missing state,
+    another format, and values no run writes (``next_iteration: -5``, a
+    history whose length is not the updates done, a best error above 1).
     See ``book/saving_and_plotting.ipynb``.
     """
     source = training_state_path(path)
+    if not source.exists():
+        raise checkpoint.CheckpointError(
+            f"Nothing to resume in {source.parent}: it holds no {source.name}, the state a run saves there at "
+            "each validation. Start the run without resuming."
+        )
     arrays, meta = checkpoint.read_arrays(source)
-    saved = History.from_dict(meta.get("history", {}))
-    ours, state = checkpoint.model_metadata(model), _group(arrays, "state")
-    problems = [
-        (meta.get("format") != _STATE_FORMAT, "it was not written by this version of the trainer"),
-        (
-            (meta.get("model_class"), meta.get("parameters")) != (ours["model_class"], ours["parameters"]),
-            f"it was saved from a {meta.get('model_class')} with parameters {meta.get('parameters')}",
-        ),
-        (
-            [state[str(i)].shape for i in range(len(state))]
-            != [var.get_value(borrow=True).shape for var in runner.state_vars],
-            "its optimizer state does not fit this optimizer: resume with the same optimizer",
-        ),
-        (
-            (saved.n_train_batches, saved.shuffle) != (history.n_train_batches, history.shuffle),
-            f"it has {saved.n_train_batches} minibatches per epoch and shuffle={saved.shuffle}, this run "
-            f"{history.n_train_batches} and shuffle={history.shuffle}: use the same data, batch size and shuffle",
-        ),
-    ]
-    for failed, problem in problems:
-        if failed:
-            raise checkpoint.CheckpointError(f"Cannot resume from {source}: {problem}.")
-    model.set_param_values(_group(arrays, "param"))
+    if meta.get("format") != _STATE_FORMAT:
+        _refuse(source, f"it was not written by this version of the trainer ({meta.get('format')!r})")
+    try:
+        history = History.from_dict(
+            {**meta["history"], "train_costs": list(arrays.pop("history:train_costs"))}
+        )
+        stopper = EarlyStopping(**meta["stopper"])  # checks patience, increase and threshold
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        _refuse(source, f"its history or patience is not what a run writes ({exc}): it was edited or damaged")
+    _check_progress(source, meta, history, stopper)
+    return SavedState(source, arrays, meta, history, stopper)
+
+
+def _check_progress(source, meta, history, stopper) -> None:
+    """Refuse counts and results that no run writes: the file was edited or damaged."""
+    n = meta.get("next_iteration")
+    if not _is_count(n):
+        _refuse(source, f"its next_iteration is {n!r}, which no run writes: it was edited or damaged")
+    iterations = [r.iteration for r in history.records]
+    try:
+        checks = [
+            (
+                len(history.train_costs) == n,
+                f"it counts {n:,} updates done but holds {len(history.train_costs):,} costs",
+            ),
+            (history.stopped_at == n - 1, f"its last update is {history.stopped_at!r}, not {n - 1}"),
+            (
+                all(map(_is_count, iterations))
+                and iterations == sorted(set(iterations))
+                and max(iterations, default=-1) < n,
+                "its validations are not at increasing iterations among the updates done",
+            ),
+            (
+                stopper.best_loss == math.inf or 0 <= stopper.best_loss <= 1,
+                f"its best error is {stopper.best_loss!r}",
+            ),
+            (
+                _is_count(stopper.best_iteration + 1) and stopper.best_iteration < n,
+                f"its best iteration is {stopper.best_iteration!r}",
+            ),
+            (
+                meta.get("finished") is None or isinstance(meta["finished"], str),
+                "its 'finished' is not a reason",
+            ),
+        ]
+    except TypeError as exc:
+        checks = [(False, f"it holds values of the wrong type ({exc})")]
+    for ok, problem in checks:
+        if not ok:
+            _refuse(source, f"{problem}, which no run writes: it was edited or damaged")
+
+
+def check_resume(saved: SavedState, model, settings: dict, n_updates: int) -> None:
+    """Refuse to resume ``saved`` with another model, other settings or fewer updates than it has done.
+
+    ``settings`` are :func:`run_settings` of the run that would resume; every
+    setting that differs is named (``learning_rate 0.13 (saved) -> 0.5 (now)``).
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    ours, meta = checkpoint.model_metadata(model), saved.meta
+    if [meta.get(k) for k in ("model_class", "hyperparameters", "parameters")] != [
+        ours[k] for k in ("model_class", "hyperparameters", "parameters")
+    ]:
+        _refuse(
+            saved.source,
+            f"it was saved from a {meta.get('model_class')} with {meta.get('hyperparameters')}; this run "
+            f"trains a {ours['model_class']} with {ours['hyperparameters']}",
+        )
+    changes = _changed_settings(meta.get("settings") or {}, settings)
+    if changes:
+        raise checkpoint.CheckpointError(
+            f"Cannot resume from {saved.source}: the settings differ from the saved run's: {'; '.join(changes)}. "
+            "Resume with the saved run's settings, or start a new run elsewhere."
+        )
+    if meta["next_iteration"] > n_updates:
+        _refuse(
+            saved.source,
+            f"it has done {meta['next_iteration']:,} updates, more than the {n_updates:,} of "
+            f"n_epochs={settings.get('n_epochs')}; resume with at least its n_epochs "
+            f"({(meta.get('settings') or {}).get('n_epochs')})",
+        )
+
+
+def restore_training_state(path, model, runner, stopper, history):
+    """Load a saved state (a path, or what :func:`read_training_state` returned) into the run.
+
+    Returns ``(next_iteration, best_params)``.  Refuses
+    (:class:`~dlt_lib.checkpoint.CheckpointError`) arrays that do not fit
+    the model or the optimizer, before changing anything.
+    See ``book/saving_and_plotting.ipynb``.
+    """
+    saved = path if isinstance(path, SavedState) else read_training_state(path)
+    state, params, best = (_group(saved.arrays, g) for g in ("state", "param", "best"))
+    shapes = {name: value.shape for name, value in model.get_param_values().items()}
+    if [state.get(str(i), np.empty(0)).shape for i in range(len(runner.state_vars))] != [
+        var.get_value(borrow=True).shape for var in runner.state_vars
+    ] or len(state) != len(runner.state_vars):
+        _refuse(
+            saved.source, "its optimizer state does not fit this optimizer: resume with the same optimizer"
+        )
+    if {k: v.shape for k, v in params.items()} != shapes or {k: v.shape for k, v in best.items()} != shapes:
+        _refuse(saved.source, f"its parameters do not fit this model's {shapes}")
+    model.set_param_values(params)
     for i, var in enumerate(runner.state_vars):
-        var.set_value(state[str(i)])
-    for key, value in meta["stopper"].items():
-        setattr(stopper, key, value)
-    history.records, history.train_costs, history.seconds = saved.records, saved.train_costs, saved.seconds
-    history.stopped_at = int(meta["next_iteration"]) - 1
-    return int(meta["next_iteration"]), _group(arrays, "best")
+        var.set_value(state[str(i)].astype(var.dtype, copy=False))
+    for f in fields(EarlyStopping):
+        setattr(stopper, f.name, getattr(saved.stopper, f.name))
+    for name in ("records", "train_costs", "seconds", "stopped_at", "warnings"):
+        setattr(history, name, getattr(saved.history, name))
+    return int(saved.meta["next_iteration"]), best
 
 
 def _group(arrays: dict, prefix: str) -> dict:
@@ -638,7 +828,11 @@ def train(
         Save the best parameters there (atomically) at every new best, and the
         state needed to resume next to it (``<name>.last.npz``) at every validation.
     resume_from : str or Path, optional
-        A checkpoint written with ``checkpoint_path``: continue that run.
+        A checkpoint written with ``checkpoint_path``: continue that run,
+        with its whole history.  Every setting must be the saved run's, except
+        ``n_epochs`` (to train longer), ``mode`` and ``chunk_size``; another
+        one is refused by name (:class:`~dlt_lib.checkpoint.CheckpointError`),
+        before anything is compiled.  A run that had finished does no more.
     checkpoint_metadata : dict, optional
         JSON-able facts stored in each checkpoint under ``"metadata"`` (the
         trainer adds its results there under ``"training"``).
@@ -658,6 +852,13 @@ def train(
     History
         The validation records, per-update training costs and timings.
 
+    Warns
+    -----
+    ChanceLevelWarning
+        After the third validation (or at the end of a shorter run), when
+        the best validation error is no better than always answering the
+        most frequent class; ``history.warnings`` keeps the message.
+
     The compiled functions are kept on the model: training the same model
     again with the same kind of settings (other numbers for the learning
     rate or penalties, other data of the same shapes, another shuffle seed)
@@ -667,43 +868,54 @@ def train(
     ``logistic_sgd.py``'s ``sgd_optimization_mnist``.
     """
     (Xtr, ytr), valid, test = _splits(data, model)
-    _check_run_settings(n_epochs, checkpoint_metadata)
+    _check_run_settings(n_epochs, checkpoint_metadata, batch_size, len(Xtr))
     mode_name = backend.mode_name() if mode is None else backend.normalise_mode(mode)
-    t0 = time.perf_counter()
     settings = dict(batch_size=batch_size, learning_rate=learning_rate, optimizer=optimizer, l1=l1, l2=l2)
     settings.update(shuffle=shuffle, chunk_size=chunk_size, mode=mode_name, **(optimizer_kwargs or {}))
-    step, evaluate = _compiled(model, (Xtr, ytr), valid, test, settings)
-    run = _Run(model, step, copy.copy(early_stopping or EarlyStopping()), evaluate)  # yours stays as it is
-    history, stopper = run.history, run.stopper
-    history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
-    history.data_source = getattr(data, "source", "arrays passed by the caller")
-    if resume_from is not None:
-        run.iteration, run.best_params = restore_training_state(resume_from, model, step, stopper, history)
-    n_updates = n_epochs * step.n_batches
-    history.stop_reason = f"reached n_epochs={n_epochs}"
-    with tqdm(total=n_updates, initial=run.iteration, unit="minibatch", disable=not progress) as bar:
-        while run.iteration < n_updates:
-            first = run.iteration
-            done = run.update_until(run.next_pause())  # the last update done
-            bar.update(done + 1 - first)
-            if (done + 1) % history.validation_frequency == 0:
-                record = run.validate(done)
-                bar.set_postfix_str(
-                    f"valid {100 * record.valid_error:.2f}%, best {100 * stopper.best_loss:.2f}%"
-                )
-                if checkpoint_path is not None:
-                    run.save(checkpoint_path, checkpoint_metadata or {}, record.is_best)
-                if on_validation is not None and on_validation(record) is True:
-                    history.stop_reason = f"on_validation asked to stop at iteration {done}"
-                    break
-            if stopper.should_stop(done):
-                history.stop_reason = f"patience ran out (patience {stopper.patience:g} <= iteration {done})"
-                break
-    history.seconds = run.seconds()
-    history.epochs = history.stopped_at // step.n_batches + 1
+    stopper = copy.copy(early_stopping or EarlyStopping())  # yours stays as it is
+    record = (
+        run_settings(settings, stopper, n_epochs, (Xtr, ytr), valid) if checkpoint_path or resume_from else {}
+    )
+    # One run at a time writes there; what a killed run left half-written is deleted.
+    with _locked(checkpoint_path):
+        saved = _read_to_resume(resume_from, model, record, n_epochs * (len(Xtr) // batch_size))
+        t0 = time.perf_counter()
+        step, evaluate = _compiled(model, (Xtr, ytr), valid, test, settings)
+        run = _Run(model, step, stopper, evaluate, settings, record, valid[1])
+        history = run.history
+        history.mode, history.shuffle, history.compile_seconds = mode_name, shuffle, time.perf_counter() - t0
+        history.data_source = getattr(data, "source", "arrays passed by the caller")
+        if saved is not None:
+            run.resume(saved, n_epochs)
+        n_updates = n_epochs * step.n_batches
+        with tqdm(total=n_updates, initial=run.iteration, unit="minibatch", disable=not progress) as bar:
+            history.stop_reason = run.finished or run.loop(
+                n_updates, bar, checkpoint_path, checkpoint_metadata or {}, on_validation
+            )
+        history.seconds = run.seconds()
+        history.epochs = history.stopped_at // step.n_batches + 1
+        run.warn_if_no_better_than_chance(final=True)
+        if checkpoint_path is not None:
+            run.save_state(checkpoint_path, finished=history.stop_reason)
     if restore_best:
         model.set_param_values(run.best_params)
     return history
+
+
+def _locked(checkpoint_path):
+    """The checkpoint's directory held by this run (:func:`dlt_lib.files.locked_directory`), if it has one."""
+    if checkpoint_path is None:
+        return contextlib.nullcontext()
+    return files.locked_directory(checkpoint.npz_path(checkpoint_path).parent)
+
+
+def _read_to_resume(resume_from, model, record, n_updates) -> SavedState | None:
+    """The state to resume from, read and compared with this run before anything is compiled."""
+    if resume_from is None:
+        return None
+    saved = read_training_state(resume_from)
+    check_resume(saved, model, record, n_updates)
+    return saved
 
 
 def _compiled(model, train_set, valid, test, settings):
@@ -749,8 +961,10 @@ def _settings_key(train_set, settings):
     return key
 
 
-def _check_run_settings(n_epochs, checkpoint_metadata) -> None:
+def _check_run_settings(n_epochs, checkpoint_metadata, batch_size, n_train) -> None:
     check_scalar(n_epochs, "n_epochs", numbers.Integral, min_val=1, hint="It counts passes over the data.")
+    hint = f"A minibatch must fit in the {n_train} training examples."
+    check_scalar(batch_size, "batch_size", numbers.Integral, min_val=1, max_val=n_train, hint=hint)
     if "training" in (checkpoint_metadata or {}):
         raise InvalidParameterError("checkpoint_metadata must not use the key 'training': train() writes it.")
 
@@ -804,21 +1018,76 @@ def _evaluator(model, y, split, name, mode_name):
     return evaluate
 
 
+#: How close to chance a best validation error must be for :class:`ChanceLevelWarning`: 5 percentage points.
+CHANCE_MARGIN = 0.05
+
+
+class ChanceLevelWarning(UserWarning):
+    """Validation after validation, the model is no better than always answering the most frequent class.
+
+    Taught in ``book/early_stopping.ipynb``.
+    """
+
+
 class _Run:
     """The state of the loop in :func:`train`, and its named steps."""
 
-    def __init__(self, model, step, stopper, evaluate):
+    def __init__(self, model, step, stopper, evaluate, settings, record, valid_labels):
         self.model, self.step, self.stopper, self.evaluate = model, step, stopper, evaluate
+        self.settings, self.record = settings, record  # as given, and as a saved state records them
         frequency = stopper.validation_frequency(step.n_batches)
         self.history = History(n_train_batches=step.n_batches, validation_frequency=frequency)
         self.iteration = 0  # the next update to run, counted from 0 over all epochs
         self.best_params = model.get_param_values()
         self.since_validation = []  # costs of the updates since the last validation
         self.started = time.perf_counter()
+        self.finished = None  # why a resumed run had already stopped
+        counts = np.bincount(np.asarray(valid_labels, dtype=np.int64))
+        self.chance_error = 1.0 - counts.max() / counts.sum()  # always answering the most frequent class
 
     def seconds(self) -> float:
         """Training time so far, a resumed run's earlier time included."""
         return self.history.seconds + time.perf_counter() - self.started
+
+    def resume(self, saved: SavedState, n_epochs: int) -> None:
+        """Continue ``saved``: its parameters, optimizer state, patience and history; nothing more if it had finished."""
+        self.iteration, self.best_params = restore_training_state(
+            saved, self.model, self.step, self.stopper, self.history
+        )
+        reason, old_epochs = saved.meta.get("finished"), (saved.meta.get("settings") or {}).get("n_epochs")
+        if reason and not (reason.startswith("reached n_epochs") and n_epochs != old_epochs):
+            self.finished = reason
+        elif self.stopper.should_stop(
+            self.history.stopped_at
+        ):  # killed between its last validation and the end
+            self.finished = self._patience_ran_out(self.history.stopped_at)
+        if n_epochs != old_epochs:
+            self.history.resumed = {"from": str(saved.source), "n_epochs": [old_epochs, n_epochs]}
+        else:
+            self.history.resumed = {"from": str(saved.source)}
+        self.history.resumed["iteration"] = self.iteration
+
+    def _patience_ran_out(self, done: int) -> str:
+        return f"patience ran out (patience {self.stopper.patience:g} <= iteration {done})"
+
+    def loop(self, n_updates, bar, checkpoint_path, metadata, on_validation) -> str:
+        """The tutorials' loop: updates, a validation every ``validation_frequency``; returns why it stopped."""
+        while self.iteration < n_updates:
+            first = self.iteration
+            done = self.update_until(self.next_pause())  # the last update done
+            bar.update(done + 1 - first)
+            if (done + 1) % self.history.validation_frequency == 0:
+                record = self.validate(done)
+                bar.set_postfix_str(
+                    f"valid {100 * record.valid_error:.2f}%, best {100 * self.stopper.best_loss:.2f}%"
+                )
+                if checkpoint_path is not None:
+                    self.save(checkpoint_path, metadata, record.is_best)
+                if on_validation is not None and on_validation(record) is True:
+                    return f"on_validation asked to stop at iteration {done}"
+            if self.stopper.should_stop(done):
+                return self._patience_ran_out(done)
+        return f"reached n_epochs={n_updates // self.step.n_batches}"
 
     def next_pause(self) -> int:
         """The last update before the loop must look up: a validation, the end of an epoch, or the stop."""
@@ -834,8 +1103,8 @@ class _Run:
         if bad.size:
             at = self.iteration + int(bad[0])
             raise TrainingDiverged(
-                f"The training cost became {costs[bad[0]]} at iteration {at} (epoch {at // self.step.n_batches + 1}). "
-                "The updates overshoot: try a learning rate 3-10x smaller."
+                f"The training cost became {costs[bad[0]]} at iteration {at} "
+                f"(epoch {at // self.step.n_batches + 1}). {why_diverged(self.model, self.settings)}"
             )
         self.history.train_costs.extend(float(c) for c in costs)
         self.since_validation.extend(costs)
@@ -862,12 +1131,27 @@ class _Run:
         )
         self.history.records.append(record)
         self.since_validation = []
+        self.warn_if_no_better_than_chance()
         return record
+
+    def warn_if_no_better_than_chance(self, final: bool = False) -> None:
+        """Warn once if the best error is within 5 points of chance after 3 validations and an epoch (or at the end)."""
+        n, history = len(self.history.records), self.history
+        early = n < 3 or history.stopped_at + 1 < self.step.n_batches
+        if history.warnings or n == 0 or (early and not final):
+            return
+        if history.best_valid_error < self.chance_error - CHANCE_MARGIN:
+            return
+        message = (
+            f"after {n} validation{'s' * (n > 1)} the best validation error is {history.best_valid_error:.2%}, "
+            f"no better than always answering the most frequent class ({self.chance_error:.2%}): the model "
+            f"is not learning. {_no_learning_hint(self.settings)}"
+        )
+        history.warnings.append(message)
+        warnings.warn(message, ChanceLevelWarning, stacklevel=4)
 
     def save(self, path, metadata: dict, is_best: bool) -> None:
         """The best parameters (at a new best) and the state to resume from, both written atomically."""
-        self.history.seconds = self.seconds()
-        self.started = time.perf_counter()
         if is_best:
             best = self.history.best
             results = {
@@ -881,9 +1165,85 @@ class _Run:
             checkpoint.save(
                 path, self.model, params=self.best_params, metadata={**metadata, "training": results}
             )
+        self.save_state(path)
+
+    def save_state(self, path, finished: str | None = None) -> None:
+        """The state to resume from; ``finished``: why the run stopped, once it has (a resume then does nothing)."""
+        self.history.seconds = self.seconds()
+        self.started = time.perf_counter()
         save_training_state(
-            path, self.model, self.step, self.stopper, self.history, self.iteration, self.best_params
+            path,
+            self.model,
+            self.step,
+            self.stopper,
+            self.history,
+            self.iteration,
+            self.best_params,
+            settings=self.record,
+            finished=finished,
         )
+
+
+def _value(setting) -> float | None:
+    """A setting's number: given, held by a shared variable, or computed by a graph without inputs; else None."""
+    if isinstance(setting, numbers.Real):
+        return float(setting)
+    if isinstance(setting, Variable) and getattr(setting, "ndim", None) == 0:
+        try:
+            return float(pytensor.function([], setting, mode=backend.get_mode())())
+        except Exception:  # noqa: BLE001 (a diagnosis must not fail: say nothing of this setting)
+            return None
+    return None
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def why_diverged(model, settings: dict) -> str:
+    """What to change when the training cost became NaN or infinite: a bad penalty or learning rate, or overshooting.
+
+    Taught in ``book/gradient_descent.ipynb``.
+    """
+    values = {name: _value(settings.get(name)) for name in ("learning_rate", "l1", "l2")}
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            return f"{name} is {value}: give a finite number."
+    lr, l1, l2 = values["learning_rate"], values["l1"] or 0.0, values["l2"] or 0.0
+    penalties = pytensor.function([], [model.L1, model.L2_sqr], mode=backend.get_mode())()
+    params_finite = all(np.isfinite(v).all() for v in model.get_param_values().values())
+    for name, weight, norm, what in (
+        ("l1", l1, penalties[0], "||W||_1"),
+        ("l2", l2, penalties[1], "||W||^2"),
+    ):
+        with np.errstate(over="ignore", invalid="ignore"):
+            overflowed = not np.isfinite(np.float32(weight) * norm)
+        if params_finite and weight and overflowed:
+            return (
+                f"The {name.upper()} penalty {name} x {what} passed float32's largest number "
+                f"({_FLOAT32_MAX:.1e}): {name}={weight:g} is far too large (the tutorials use 0 to 1e-4)."
+            )
+    if lr is not None and l2 and lr * l2 >= 1:
+        return (
+            f"With learning_rate x l2 = {lr:g} x {l2:g} = {lr * l2:g} >= 1, each update multiplies the weights "
+            f"by 1 - 2 x {lr * l2:g}, so they grow without bound. Make l2 (or the learning rate) smaller: their "
+            "product must stay below 1 (the tutorials' MLP: l2 1e-4, learning rate 0.01)."
+        )
+    if lr is not None and l1 * lr * l1 > _FLOAT32_MAX:
+        return (
+            f"With learning_rate x l1 = {lr * l1:g}, each update moves every weight that far, so the L1 penalty "
+            f"l1 x ||W||_1 passes float32's largest number ({_FLOAT32_MAX:.1e}): l1={l1:g} is far too large "
+            "(the tutorials use 0 to 1e-4)."
+        )
+    return "The updates overshoot: try a learning rate 3-10x smaller."
+
+
+def _no_learning_hint(settings: dict) -> str:
+    lr = _value(settings.get("learning_rate"))
+    if lr is None:
+        return "Check the learning rate: one too large can wreck the weights without overflowing."
+    return (
+        f"A learning rate too large ({lr:g} here) can wreck the weights without overflowing: try {lr / 10:g}."
+    )
 
 
 def _splits(data, model):
@@ -896,4 +1256,9 @@ def _splits(data, model):
         ) from exc
     for X, y in ((Xtr, ytr), (Xva, yva), (Xte, yte)):
         model.check_data(X, y)
+    if len(yva) == 0:
+        raise InvalidParameterError(
+            "The validation split is empty: early stopping chooses the model by its error on validation "
+            "examples. Keep some examples apart for it (the tutorials keep 10,000)."
+        )
     return (Xtr, ytr), (Xva, yva), (Xte, yte)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Where dlt_lib's cache is for the person running the tests (computed at import,
@@ -38,3 +39,19 @@ def require(condition: bool, reason: str) -> None:
     """:func:`skip_or_fail_in_ci` unless ``condition`` holds."""
     if not condition:
         skip_or_fail_in_ci(reason)
+
+
+def toy_data(n_train=400, n_in=12, seed=0, noise=0.5):
+    """A learnable 3-class problem for the trainer's tests: labels from a fixed linear teacher plus noise.
+
+    ``(train, valid, test)`` of ``n_train``, 150 and 150 examples of ``n_in`` float32 features.
+    """
+    rng = np.random.default_rng(seed)
+    teacher = rng.normal(size=(n_in, 3))
+
+    def split(n):
+        X = rng.normal(size=(n, n_in)).astype("float32")
+        y = np.argmax(X @ teacher + noise * rng.normal(size=(n, 3)), axis=1)
+        return X, y
+
+    return split(n_train), split(150), split(150)

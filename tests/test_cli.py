@@ -191,4 +191,4 @@ def test_resume_without_a_saved_run_is_a_clear_error(tmp_path, capsys):
     ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: No checkpoint at") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: Nothing to resume in") and len(err.strip().splitlines()) == 1
