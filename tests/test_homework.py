@@ -51,6 +51,10 @@ def _chapter():
             "print(helper(1))"
         ),
         new_code_cell("print(l1_result)"),
+        new_code_cell(
+            "def naive(W):\n    return pt.sum(W)\n\n\nprint(check.l1_penalty(naive))",
+            metadata={"tags": [KEEP_TAG]},
+        ),
         new_markdown_cell("The penalty is a sum of absolute values.\n\n```{solution-end}\n```"),
         new_markdown_cell("```{exercise} In words\n:label: ch-ex-words\n\nWhy?\n```"),
         new_markdown_cell("````{solution} ch-ex-words\n:class: dropdown\n\nBecause {math}`x`.\n````"),
@@ -77,7 +81,8 @@ def test_reading_a_chapter_finds_exercises_solutions_and_checks():
         ("ch-ex-practice", "Practice"),
     ]
     l1, words, practice = (s for _, s in pairs)
-    assert l1.checks == [CheckCall("l1_penalty", "my_l1")] and len(l1.code) == 2
+    # The kept cell demonstrates a wrong answer: its check is not graded.
+    assert l1.checks == [CheckCall("l1_penalty", "my_l1")] and len(l1.code) == 3
     assert l1.prose == ["The penalty is a sum of absolute values."]
     assert words.prose == ["Because {math}`x`."] and words.code == []
     assert practice.checks == [] and len(practice.code) == 2
@@ -107,6 +112,9 @@ def test_source_notebook_cells():
     assert "\nl1_result = check.l1_penalty(my_l1)\n" in code.source, "the check call stays, for the student"
     assert "### BEGIN SOLUTION\nprint(helper(1))\n### END SOLUTION" in code.source
     assert "print(l1_result)" in [c.source for c in nb.cells], "a cell that only shows a check result is kept"
+    assert any(c.source.endswith("print(check.l1_penalty(naive))") for c in nb.cells) and not any(
+        "naive" in grade_id for grade_id in cells
+    ), "a homework-keep cell is handed out as it is, its check not graded"
     # The test: strict, then hidden tests on other cases after reloading the checks.
     test = cells["ch-ex-l1-test-my_l1"]
     assert test.metadata["nbgrader"] == {

@@ -18,6 +18,10 @@ import nbformat
 
 from dlt_lib.homework.myst import SolutionError, split_directives
 
+# A solution cell tagged so is handed to students as it is, and its checks are not
+# graded: it demonstrates (e.g. the naive formula failing a check), it is not an answer.
+KEEP_TAG = "homework-keep"
+
 
 @dataclass
 class Cell:
@@ -59,9 +63,14 @@ class Solution:
 
     @property
     def checks(self) -> list[CheckCall]:
-        """Every ``check.*(name)`` call in the solution's code, in order, each once."""
+        """Every ``check.*(name)`` call in the solution's code, in order, each once.
+
+        Cells tagged :data:`KEEP_TAG` are left out: their checks are demonstrations.
+        """
         calls: list[CheckCall] = []
         for cell in self.code:
+            if KEEP_TAG in cell.metadata.get("tags", []):
+                continue
             for call in check_calls(cell.source):
                 if call not in calls:
                     calls.append(call)

@@ -38,10 +38,17 @@ import nbformat
 import yaml
 
 from dlt_lib import check as check_module
-from dlt_lib.homework.exercises import Cell, CheckCall, Exercise, Solution, check_calls, read_chapter
+from dlt_lib.homework.exercises import (
+    KEEP_TAG,
+    Cell,
+    CheckCall,
+    Exercise,
+    Solution,
+    check_calls,
+    read_chapter,
+)
 from dlt_lib.homework.myst import plain_markdown
 
-KEEP_TAG = "homework-keep"  # a solution cell tagged so is handed to students as it is
 TIMEOUTS_FILE = "homework_timeouts.json"  # per-cell time limits, read by nbgrader_config.py
 
 
