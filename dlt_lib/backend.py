@@ -23,6 +23,7 @@ chapter.  ``floatX`` is ``float32``, as on a GPU.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,7 +258,11 @@ class BackendInfo:
     blas: str
 
     def __str__(self) -> str:
-        return f"PyTensor {pytensor.__version__}, mode {self.mode} on {self.device}, floatX={self.floatX}, BLAS: {self.blas}"
+        # One short line for the page: the BLAS by library name ("openblas"),
+        # not the linker flags (``blas`` keeps those).
+        libraries = re.findall(r"(?:^|\s)-l(\S+)", self.blas)
+        blas = ", ".join(libraries) if libraries else self.blas
+        return f"PyTensor {pytensor.__version__}, mode {self.mode} on {self.device}, floatX={self.floatX}, BLAS: {blas}"
 
 
 def describe(name: str | None = None) -> BackendInfo:

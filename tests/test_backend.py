@@ -152,10 +152,11 @@ def test_describe(restore_mode):
     assert (info.mode, info.device, info.floatX) == ("C", "cpu", "float32")
     text = str(info)
     assert pytensor.__version__ in text and "mode C" in text and "float32" in text
+    assert len(text) <= 79, "one line that fits the page"
     assert backend.describe("numba").mode == "NUMBA"
     assert backend.mode_name() == "C"  # describe(name) does not switch modes
     if backend.find_blas_ldflags():
-        assert "openblas" in info.blas
+        assert "openblas" in info.blas and text.endswith("BLAS: openblas")
     else:
         assert "fallback" in info.blas
 

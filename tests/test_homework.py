@@ -253,6 +253,8 @@ def test_command_line(tmp_path, capsys):
     assert (course / "source" / "ch" / "ch.ipynb").exists()
     config = (course / "nbgrader_config.py").read_text()
     assert "CellTimeouts.from_course" in config and "DLT_OFFLINE" in config
+    # nbclient's 4 s for late output failed whole submissions on a busy machine
+    assert "c.Execute.iopub_timeout = 60" in config
     (course / "nbgrader_config.py").write_text(config + "# my own line\n")
     assert cli.main(["source", str(chapter), "--course", str(course)]) == 0
     assert "# my own line" in (course / "nbgrader_config.py").read_text(), "a lecturer's config is kept"
@@ -272,9 +274,10 @@ def test_command_line(tmp_path, capsys):
 
 # --- nbgrader itself -------------------------------------------------------------
 
-# Two of the fastest chapters whose exercises have autograded functions (getting_started has none since
-# the reader pass); regularization's two tests let a wrong answer score between 0 and full marks.
-CLASS_CHAPTERS = ["losses", "regularization"]
+# Two of the fastest chapters whose exercises have autograded functions (getting_started has none
+# since the reader pass): losses has two tests, so a wrong answer scores between 0 and full marks;
+# early_stopping's function takes integers, not a graph (validation_frequency).
+CLASS_CHAPTERS = ["losses", "early_stopping"]
 
 
 def _course(tmp_path: Path, chapters: list[str], **grading) -> Path:
@@ -374,41 +377,6 @@ def _check_feedback(course: Path, chapter: str) -> None:
     assert "all tests passed" not in feedback["tampered"] and "expected" in feedback["tampered"]
     assert "expected" in feedback["wrong"] and "NotImplementedError" in feedback["blank"]
     assert "✔" in feedback["solutions"] and "✘" not in feedback["solutions"]
-
-
-def _validate(course: Path, notebook: Path, invert: bool) -> str:
-    cmd = [sys.executable, "-m", "nbgrader", "validate", str(notebook), *(["--invert"] if invert else [])]
-    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, timeout=1200, env=hc.environment())
-    return done.stdout + done.stderr
-
-
-@pytest.mark.homework
-def test_every_chapter_validates_with_solutions_and_scores_zero_blank(tmp_path):
-    """``nbgrader validate``: the source (solutions) passes every test, the release (blank) none.
-
-    Two notebooks at a time, one per core.
-    """
-    chapters = [p.stem for p in _book() if exercises(read_chapter(nbformat.read(p, as_version=4), p.name))]
-    course = _course(tmp_path, chapters)
-    jobs = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for chapter in chapters:
-            hc.nbgrader(course, "generate_assignment", chapter)
-            source = course / "source" / chapter / f"{chapter}.ipynb"
-            blank = course / "release" / chapter / f"{chapter}.ipynb"
-            jobs[chapter, "solutions"] = pool.submit(_validate, course, source, False)
-            jobs[chapter, "blank"] = pool.submit(_validate, course, blank, True)
-    failures = []
-    for (chapter, kind), job in jobs.items():
-        out = job.result()
-        want = (
-            "Success! Your notebook passes all the tests."
-            if kind == "solutions"
-            else ("Success! The notebook does not pass any tests.")
-        )
-        if want not in out:
-            failures.append(f"{chapter} ({kind}):\n{out[-3000:]}")
-    assert not failures, "\n\n".join(failures)
 
 
 @pytest.mark.homework

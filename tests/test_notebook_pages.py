@@ -136,3 +136,18 @@ def test_library_source_shown_in_a_chapter_fits_the_page(chapter, dotted):
     source = inspect.getsource(getattr(importlib.import_module(name), attribute))
     long = [line for line in source.splitlines() if len(line) > PAGE_COLUMNS]
     assert not long, f"{chapter} prints {dotted}, whose lines run past {PAGE_COLUMNS} columns: {long}"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_page_hides_nbval_markers(path):
+    """``# NBVAL_CHECK_OUTPUT`` is for nbval: the notebook keeps it, the page leaves it out."""
+    html = BUILD / "html" / path.relative_to(book_toc.ROOT).with_suffix(".html")
+    require(html.exists(), f"{html} is missing: run `make book` first")
+    marked = sum(
+        cell.source.lstrip().startswith("# NBVAL_")
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code"
+    )
+    shown = html.read_text(encoding="utf-8").count("NBVAL_")
+    assert shown == 0, f"{html.name} shows {shown} nbval markers ({marked} in the notebook)"

@@ -346,6 +346,10 @@ c.Execute.timeout_func = CellTimeouts.from_course(
     os.path.dirname(os.path.abspath(__file__)), student={student:g}, other={other:g}
 )
 c.Execute.interrupt_on_timeout = True
+# nbgrader fails the whole submission when a cell's output arrives later than
+# this after the cell finished (nbclient's default is 4 s): a busy grading
+# machine (a class graded side by side on a few cores) can take longer.
+c.Execute.iopub_timeout = 60
 
 # A submission that deleted a test cell is graded on the original test.
 c.OverwriteCells.add_missing_cells = True
