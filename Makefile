@@ -37,6 +37,10 @@ TEST_APT_PACKAGES := $(BOOK_APT_PACKAGES) chromium
 # an incremental build.
 BOOK_ARGS ?= --all
 PYTEST_ARGS ?=
+# `make test` runs pytest on this many processes (pytest-xdist): one per CPU.
+# Whole files go to one process (--dist loadfile), so a notebook's cells share
+# their kernel and a module's fixtures are made once.
+TEST_JOBS ?= auto
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-sanitize-with book/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: help book test check lint homework system-deps book-system-deps test-system-deps web-assets venv clean clean-venv
@@ -108,7 +112,7 @@ book: book-system-deps $(STAMP) web-assets
 	@start=$$(date +%s); \
 	case " $(BOOK_ARGS) " in *" --all "*) rm -rf _build/figure-audit;; esac; \
 	IPYTHONDIR=$(CURDIR)/tests/ipython DLT_FIGURE_AUDIT=$(CURDIR)/_build/figure-audit \
-	  $(BIN)/jupyter-book build . --builder html -W --keep-going $(BOOK_ARGS); \
+	  $(BIN)/python scripts/jupyter_book_build.py build . --builder html -W --keep-going $(BOOK_ARGS); \
 	$(BIN)/python scripts/fetch_web_assets.py check _build/html; \
 	echo "Built in $$(( $$(date +%s) - start )) s: open _build/html/index.html"
 
@@ -145,7 +149,7 @@ check: $(STAMP)
 test: test-system-deps $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory book
-	$(BIN)/python -m pytest tests book $(NBVAL_ARGS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests book -n $(TEST_JOBS) --dist loadfile $(NBVAL_ARGS) $(PYTEST_ARGS)
 
 test-system-deps:
 	$(call apt_install,$(TEST_APT_PACKAGES))
