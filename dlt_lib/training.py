@@ -224,7 +224,7 @@ class History:
         return (
             f"best validation error {100 * b.valid_error:.3f}% at iteration {b.iteration} (epoch {b.epoch}), "
             f"test error {100 * b.test_error:.3f}%; stopped after {self.stopped_at + 1} updates, "
-            f"{self.epochs} epochs, {self.seconds:.1f} s ({self.stop_reason})"
+            f"{self.epochs} epoch{'s' * (self.epochs != 1)}, {self.seconds:.1f} s; {self.stop_reason}"
         )
 
 

@@ -223,6 +223,12 @@ def test_checkpoint_at_best_and_resume_gives_the_same_run(tmp_path):
 def test_history_summary_and_columns():
     _, history = run(n_epochs=2)
     assert "best validation error" in history.summary()
+    assert ", 2 epochs, " in history.summary()
+    # one epoch is "1 epoch", and the stop reason is not nested in brackets
+    history.epochs = 1
+    assert ", 1 epoch, " in history.summary()
+    assert history.summary().endswith(f"; {history.stop_reason}")
+    history.epochs = 2
     errors = history.column("valid_error")
     assert errors.shape == (len(history.records),) and np.all((0 <= errors) & (errors <= 1))
     tests = history.column("test_error")
