@@ -168,6 +168,20 @@ def test_math_is_rendered(visits, chapter):
     assert not raw, f"MathJax errors: {raw}"
 
 
+@pytest.mark.parametrize("chapter", chapters())
+def test_markdown_tables_are_rendered(visits, chapter):
+    """A table that a cell outputs as Markdown reaches the page as a table.
+
+    myst-nb parses text/markdown outputs as CommonMark unless told otherwise,
+    and CommonMark has no tables: the page then shows "| a | b |" lines.
+    """
+    raw = visits[chapter].page.eval_on_selector_all(
+        "article p",
+        "els => els.map(e => e.textContent.trim()).filter(t => /^\\|.*\\|$/s.test(t) && t.includes('\\n'))",
+    )
+    assert not raw, f"tables shown as raw Markdown: {[t[:80] for t in raw]}"
+
+
 # A code block "overflows" when its text is wider than the box that shows it
 # (the reader must scroll sideways, or the text is cut off), or when the box
 # itself sticks out of the article's column.  Outputs are left out: printed
