@@ -221,10 +221,12 @@ class History:
         b = self.best
         if b is None:
             return "no validation was run"
+        # Three short lines, so that a chapter's page shows them whole.
         return (
-            f"best validation error {100 * b.valid_error:.3f}% at iteration {b.iteration} (epoch {b.epoch}), "
-            f"test error {100 * b.test_error:.3f}%; stopped after {self.stopped_at + 1} updates, "
-            f"{self.epochs} epoch{'s' * (self.epochs != 1)}, {self.seconds:.1f} s; {self.stop_reason}"
+            f"best validation error {100 * b.valid_error:.3f}%, test error {100 * b.test_error:.3f}% "
+            f"(iteration {b.iteration}, epoch {b.epoch})\n"
+            f"{self.stopped_at + 1} updates, {self.epochs} epoch{'s' * (self.epochs != 1)}, {self.seconds:.1f} s\n"
+            f"stopped: {self.stop_reason}"
         )
 
 

@@ -227,7 +227,8 @@ def test_history_summary_and_columns():
     # one epoch is "1 epoch", and the stop reason is not nested in brackets
     history.epochs = 1
     assert ", 1 epoch, " in history.summary()
-    assert history.summary().endswith(f"; {history.stop_reason}")
+    assert history.summary().endswith(f"\nstopped: {history.stop_reason}")
+    assert max(len(line) for line in history.summary().splitlines()) <= 79, "lines that fit the page"
     history.epochs = 2
     errors = history.column("valid_error")
     assert errors.shape == (len(history.records),) and np.all((0 <= errors) & (errors <= 1))
