@@ -29,11 +29,23 @@ def _validate(course: Path, notebook: Path, invert: bool) -> str:
     return done.stdout + done.stderr
 
 
+def _blank_scores_zero_without_running(release) -> bool:
+    """True when the release has no autograded test cell and every graded cell is an unanswered answer.
+
+    nbgrader scores an answer cell a student left as released 0 by itself (the class test in
+    ``tests/test_homework.py`` sees it do so), so such a release scores 0 blank without executing it.
+    """
+    graded = [hc.meta(c) for c in release.cells if hc.meta(c).get("grade")]
+    return all(m.get("solution") for m in graded)
+
+
 @pytest.mark.homework
 def test_every_chapter_validates_with_solutions_and_scores_zero_blank(tmp_path):
     """``nbgrader validate``: the source (solutions) passes every test, the release (blank) none.
 
-    Two notebooks at a time, one per core.
+    Two notebooks at a time, one per core.  A release whose only graded cells are written
+    answers (no autograded test) scores 0 blank by construction: it is checked without
+    executing it, which saves executing six chapters once more.
     """
     book = toc_notebooks(ROOT / "_toc.yml")
     chapters = [p for p in book if exercises(read_chapter(nbformat.read(p, as_version=4), p.name))]
@@ -41,13 +53,18 @@ def test_every_chapter_validates_with_solutions_and_scores_zero_blank(tmp_path):
     write_course(course, chapters, Grading())
     chapters = [p.stem for p in chapters]
     jobs = {}
+    executed_blank = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         for chapter in chapters:
             hc.nbgrader(course, "generate_assignment", chapter)
             source = course / "source" / chapter / f"{chapter}.ipynb"
             blank = course / "release" / chapter / f"{chapter}.ipynb"
             jobs[chapter, "solutions"] = pool.submit(_validate, course, source, False)
-            jobs[chapter, "blank"] = pool.submit(_validate, course, blank, True)
+            if not _blank_scores_zero_without_running(nbformat.read(blank, as_version=4)):
+                jobs[chapter, "blank"] = pool.submit(_validate, course, blank, True)
+                executed_blank.append(chapter)
+    # The chapters whose exercises have autograded functions are executed blank.
+    assert {"losses", "regularization", "softmax_regression", "mlp", "lenet"} <= set(executed_blank)
     failures = []
     for (chapter, kind), job in jobs.items():
         out = job.result()
