@@ -188,6 +188,17 @@ def test_a_pruned_trial_stops_training_at_once():
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
 
 
+def test_a_sqlite_study_is_kept_in_write_ahead_log_mode(tmp_path):
+    import sqlite3
+
+    import optuna
+
+    url = search.open_storage(f"sqlite:///{tmp_path}/wal.db")
+    optuna.create_study(study_name="s", storage=search.engines._rdb_storage(url))
+    with sqlite3.connect(tmp_path / "wal.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_open_storage_explains_a_url_it_cannot_open(tmp_path):
     assert search.open_storage(f"sqlite:///{tmp_path}/ok.db").startswith("sqlite")
     for url in (f"sqlite:///{tmp_path}/missing/dir/x.db", "nosuchdb://host/x"):
@@ -292,6 +303,14 @@ def test_two_workers_run_a_study_to_its_trial_count(two_workers, tmp_path):
     # every worker is single-threaded, with one BLAS thread
     env = two_workers.run(lambda: os.environ.get("OPENBLAS_NUM_THREADS"))
     assert set(env.values()) == {"1"}
+    # ... without Dask's 10 ms stack sampler or its 64 KiB malloc trim threshold
+    lean = two_workers.run(
+        lambda: (
+            __import__("dask").config.get("distributed.worker.profile.enabled"),
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        )
+    )
+    assert set(lean.values()) == {(False, None)}
     assert {w["nthreads"] for w in two_workers.scheduler_info()["workers"].values()} == {1}
     # ... and they share this machine's PyTensor compile cache
     import pytensor
