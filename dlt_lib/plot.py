@@ -354,6 +354,8 @@ def _add_legends(ax_cost, ax_err, history, layout) -> None:
             "top", functions=(lambda it: (it + 1) / n_batches, lambda ep: ep * n_batches - 1)
         )
         epochs.set_xlabel("epoch", fontsize=8.5, color="#555555")
+        # Whole epochs only: a short run would otherwise get 0.5, 1.0, 1.5, ...
+        epochs.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
         epochs.tick_params(labelsize=8, colors="#555555")
 
 

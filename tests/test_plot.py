@@ -231,6 +231,15 @@ def _history(valid=(0.12, 0.09, 0.08, 0.085, 0.0749), frequency=247):
     )
 
 
+def test_learning_curves_epoch_scale_has_whole_epochs_on_a_short_run():
+    # 5 x 247 updates at 494 per epoch: 2.5 epochs, where matplotlib would tick every half epoch.
+    fig = plot.learning_curves(_history())
+    fig.canvas.draw()
+    (epochs,) = fig.axes[0].child_axes
+    ticks = [t for t in epochs.get_xticks() if epochs.get_xlim()[0] <= t <= epochs.get_xlim()[1]]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
 def _legend_texts(ax):
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
