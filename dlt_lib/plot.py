@@ -43,6 +43,7 @@ import contextlib
 import functools
 import io
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -362,7 +363,10 @@ def _add_legends(ax_cost, ax_err, history, layout) -> None:
 def _heading(title, history) -> str:
     """The title, with the data source and the PyTensor mode of the run when the History records them."""
     heading = "Learning curves" if title is None else title
-    parts = [f"data: {history.data_source}"] if history.data_source else []
+    # The source without its reason in parentheses (why the sample was used):
+    # the cell that loaded the data printed that already, and a title must fit.
+    source = re.sub(r"\s*\(.*\)$", "", history.data_source or "")
+    parts = [f"data: {source}"] if source else []
     parts += [f"mode: {history.mode}"] if history.mode else []
     if not parts:
         return heading

@@ -240,6 +240,16 @@ def test_learning_curves_epoch_scale_has_whole_epochs_on_a_short_run():
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
 
 
+def test_learning_curves_title_names_the_data_without_the_reason():
+    history = _history()
+    history.data_source = (
+        "the 10,000-digit sample shipped in dlt_lib (no network: none of the 5 download URLs answered)"
+    )
+    title = plot.learning_curves(history).axes[0].get_title(loc="left")
+    assert "data: the 10,000-digit sample shipped in dlt_lib" in title and "mode: C" in title
+    assert "download" not in title
+
+
 def _legend_texts(ax):
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
