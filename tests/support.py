@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,15 @@ REAL_CACHE = Path(
     os.environ.get("DLT_DATA_HOME")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlt_lib"
 ).expanduser()
+
+
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (scripts/ is not a package), loaded afresh."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def real_cache_state():

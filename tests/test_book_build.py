@@ -6,23 +6,18 @@ real ``ParallelTasks`` (forked processes) to check that the chapters start
 in the intended order with the installed Sphinx.
 """
 
-import importlib.util
 import time
 from pathlib import Path
 
 import pytest
+from support import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def build_script():
-    spec = importlib.util.spec_from_file_location(
-        "jupyter_book_build", ROOT / "scripts" / "jupyter_book_build.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("jupyter_book_build")
 
 
 def _toc_chapters():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -11,23 +10,14 @@ from pathlib import Path
 import book_toc
 import pytest
 import yaml
-from support import require
+from support import load_script, require
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOT_CHAPTERS = {"_assets", "_web_assets", "_build"}
 
 
-def _load_fetch_web_assets():
-    spec = importlib.util.spec_from_file_location(
-        "fetch_web_assets", ROOT / "scripts" / "fetch_web_assets.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fwa = _load_fetch_web_assets()
+fwa = load_script("fetch_web_assets")
 
 
 def config() -> dict:
@@ -70,10 +60,7 @@ def test_there_are_notebooks():
 
 
 def _load_refresh_script():
-    spec = importlib.util.spec_from_file_location("refresh", ROOT / "scripts" / "refresh_notebook_outputs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("refresh_notebook_outputs")
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
