@@ -10,7 +10,7 @@ it (nbclient, offline data):
 - **warm**: again, from the caches the cold run filled.
 
 Chapters run one after another, so each owns the machine; a whole-book build
-(``make book``) shares one cache and executes one chapter per CPU, and its own
+(``make book``) shares one cache and executes two chapters per CPU, and its own
 time is printed by ``make book``.  The table is Markdown, for the README.
 
 Run from the repository root::
