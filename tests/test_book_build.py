@@ -6,7 +6,10 @@ real ``ParallelTasks`` (forked processes) to check that the chapters start
 in the intended order with the installed Sphinx.
 """
 
-import time
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,23 +33,48 @@ def test_every_chapter_of_the_toc_has_a_place_in_the_order(build_script):
     assert sorted(build_script.LONGEST_FIRST) == sorted(_toc_chapters())
 
 
-def test_sphinx_starts_the_chapters_longest_first(build_script, tmp_path):
-    from sphinx.util.parallel import ParallelTasks
+# Runs in a fresh interpreter: ParallelTasks forks, and a pytest process may
+# hold threads (JAX's, imported by other tests) that a forked child must not inherit.
+START_ORDER = """
+import json, sys, time
+from pathlib import Path
+from sphinx.util.parallel import ParallelTasks
+from support import load_script
 
+folder, docnames = Path(sys.argv[1]), json.loads(sys.argv[2])
+chunks = load_script("jupyter_book_build").one_chapter_per_task(docnames, 2)
+
+def start(chunk):  # in a forked process
+    (folder / chunk[0].replace("/", "_")).write_text(repr(time.monotonic()))
+    time.sleep(0.05)
+
+tasks = ParallelTasks(2)
+for chunk in chunks:
+    tasks.add_task(start, chunk)
+tasks.join()
+started = sorted(docnames, key=lambda doc: float((folder / doc.replace("/", "_")).read_text()))
+print(json.dumps({"chunks": chunks, "started": started}))
+"""
+
+
+def test_sphinx_starts_the_chapters_longest_first(build_script, tmp_path):
     docnames = sorted(["book/intro", "book/homework", *(f"book/{name}" for name in _toc_chapters())])
-    chunks = build_script.one_chapter_per_task(docnames, 2)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", START_ORDER, str(tmp_path), json.dumps(docnames)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    chunks, started = result["chunks"], result["started"]
     assert sorted(doc for chunk in chunks for doc in chunk) == docnames
     assert all(len(chunk) == 1 for chunk in chunks)
-
-    def start(chunk):  # runs in a forked process
-        (tmp_path / chunk[0].replace("/", "_")).write_text(repr(time.monotonic()))
-        time.sleep(0.05)
-
-    tasks = ParallelTasks(2)
-    for chunk in chunks:
-        tasks.add_task(start, chunk)
-    tasks.join()
-    started = sorted(docnames, key=lambda doc: float((tmp_path / doc.replace("/", "_")).read_text()))
     expected = [f"book/{name}" for name in build_script.LONGEST_FIRST]
     # The first two start together; after them, the order is exact.
     assert set(started[:2]) == set(expected[:2])
