@@ -30,7 +30,7 @@ machine at the default 18 epochs: the issue's "trial of 10 s").
 
 Run from the repository root::
 
-    python benchmarks/bench_search.py            # ~7 min on a quiet 2-core machine
+    python benchmarks/bench_search.py            # ~8 min on a quiet 2-core machine
     python benchmarks/bench_search.py --quick    # 6-epoch trials, a sanity check (~2 min)
     python benchmarks/bench_search.py --epochs 30 --trials 8 --rounds 3 --json out.json
 """

@@ -59,8 +59,11 @@ LONGEST_FIRST = (
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def one_chapter_per_task(docnames, nproc, maxbatch=10):
+def one_chapter_per_task(docnames, nproc, maxbatch=None):
     """Replaces ``sphinx.util.parallel.make_chunks``: one document per task, longest first.
+
+    Same signature as ``make_chunks``; ``maxbatch`` (documents per task) has no
+    use here, since every task is one chapter.
 
     ``ParallelTasks`` starts the first ``nproc`` tasks at once and then takes
     the waiting ones last-in first-out, so the tasks are handed over in the

@@ -355,18 +355,24 @@ def _result(trial, params, already_done=False):
 #: Each worker process runs one trial at a time with one BLAS thread: K
 #: workers then use K cores without fighting over them.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-#: Two Dask defaults that cost a trial time and give it nothing (measured in
-#: ``benchmarks/README.md``): the worker's statistical profiler, which stops
-#: the training thread every 10 ms to sample its stack (the dashboard's
-#: "Profile" page, empty without it), and ``MALLOC_TRIM_THRESHOLD_=65536``,
-#: which makes glibc hand every freed array above 64 KiB back to the system,
-#: so that a training step maps fresh pages for the same arrays at every
-#: call.  Only the workers of :func:`start_cluster`: a cluster you started
-#: keeps its own configuration.
-LEAN_WORKERS = {
-    "distributed.worker.profile.enabled": False,
-    "distributed.nanny.pre-spawn-environ": dict(ONE_THREAD),
-}
+#: Dask's statistical profiler stops the training thread every 10 ms to
+#: sample its stack (for the dashboard's "Profile" page, empty without it);
+#: it costs a trial time and gives it nothing (``benchmarks/README.md``).
+NO_PROFILER = {"distributed.worker.profile.enabled": False}
+
+
+def _worker_environment():
+    """The environment Dask's nannies give their workers, less ``MALLOC_TRIM_THRESHOLD_``.
+
+    Dask sets it to 64 KiB, so that glibc hands every freed array above that
+    back to the system: a training step then maps fresh pages for the same
+    arrays at every call (a batch-20 MLP step frees and reallocates its
+    1.5 MB weight gradient).  Everything else Dask or you configured stays.
+    """
+    import dask
+
+    environ = dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {}
+    return {name: value for name, value in environ.items() if name != "MALLOC_TRIM_THRESHOLD_"}
 
 
 def start_cluster(n_workers: int, **kwargs):
@@ -386,7 +392,8 @@ def start_cluster(n_workers: int, **kwargs):
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise SearchError(f"workers: expected a positive integer, got {n_workers!r}.")
     options = {"dashboard_address": ":0", "silence_logs": logging.ERROR, **kwargs}
-    with dask.config.set(LEAN_WORKERS):
+    # Only the workers started here: a cluster you started keeps its own configuration.
+    with dask.config.set({**NO_PROFILER, "distributed.nanny.pre-spawn-environ": _worker_environment()}):
         cluster = LocalCluster(
             n_workers=int(n_workers), threads_per_worker=1, processes=True, env=dict(ONE_THREAD), **options
         )
