@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -82,6 +83,7 @@ __all__ = [
     "load_mnist_sample",
     "load_fashion_mnist",
     "load_dataset",
+    "short_source",
     "shared_dataset",
     "shared_splits",
 ]
@@ -201,6 +203,20 @@ def _announce(splits: DataSplits, verbose: bool) -> DataSplits:
     if verbose:
         print(f"{_TITLES.get(splits.name, splits.name)}: {splits.source}")
     return splits
+
+
+def short_source(source: str) -> str:
+    """``source`` without its closing remark in parentheses, for a figure title or a table cell.
+
+    Every loader's ``.source`` puts its details last, in parentheses (why the
+    sample was used, "MD5 verified"); the line the loader printed has them
+    already.  Taught in the chapter on the data set; used by
+    ``plot.learning_curves`` and the model chapters' tables.
+
+    >>> short_source("the 10,000-digit sample shipped in dlt_lib (no network: none of the 5 download URLs answered)")
+    'the 10,000-digit sample shipped in dlt_lib'
+    """
+    return re.sub(r"\s*\([^()]*\)$", "", source)
 
 
 # ----------------------------------------------------------------------------

@@ -43,7 +43,6 @@ import contextlib
 import functools
 import io
 import math
-import re
 import textwrap
 from pathlib import Path
 
@@ -52,6 +51,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from cycler import cycler
 
+from dlt_lib.data import short_source
 from dlt_lib.files import write_atomically
 from dlt_lib.validation import InvalidParameterError
 
@@ -363,9 +363,8 @@ def _add_legends(ax_cost, ax_err, history, layout) -> None:
 def _heading(title, history) -> str:
     """The title, with the data source and the PyTensor mode of the run when the History records them."""
     heading = "Learning curves" if title is None else title
-    # The source without its reason in parentheses (why the sample was used):
-    # the cell that loaded the data printed that already, and a title must fit.
-    source = re.sub(r"\s*\(.*\)$", "", history.data_source or "")
+    # The cell that loaded the data printed the whole source; a title must fit.
+    source = short_source(history.data_source or "")
     parts = [f"data: {source}"] if source else []
     parts += [f"mode: {history.mode}"] if history.mode else []
     if not parts:

@@ -429,3 +429,17 @@ def test_a_download_lands_in_the_test_cache_not_the_real_one(
     assert "downloaded from" in splits.source
     assert (data_env / "mnist.pkl.gz").read_bytes() == path.read_bytes()  # the cache the test chose
     assert real_cache_state() == before  # and nothing in the real one
+
+
+@pytest.mark.parametrize(
+    "source, short",
+    [
+        (f"{data.SAMPLE_SOURCE} (no network: none of the 5 download URLs answered)", data.SAMPLE_SOURCE),
+        ("mnist.pkl.gz at /tmp/x (MD5 verified)", "mnist.pkl.gz at /tmp/x"),
+        ("MNIST IDX files in /data (read as is)", "MNIST IDX files in /data"),
+        ("arrays passed by the caller", "arrays passed by the caller"),
+        ("", ""),
+    ],
+)
+def test_short_source_drops_only_the_closing_remark(source, short):
+    assert data.short_source(source) == short
