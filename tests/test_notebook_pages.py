@@ -140,14 +140,28 @@ def test_library_source_shown_in_a_chapter_fits_the_page(chapter, dotted):
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_page_hides_nbval_markers(path):
-    """``# NBVAL_CHECK_OUTPUT`` is for nbval: the notebook keeps it, the page leaves it out."""
+def test_page_hides_nbval_markers_and_linter_pragmas(path):
+    """``# NBVAL_CHECK_OUTPUT``, ``# fmt: skip``, ``# noqa``: the notebook keeps them, the page leaves them out."""
     html = BUILD / "html" / path.relative_to(book_toc.ROOT).with_suffix(".html")
     require(html.exists(), f"{html} is missing: run `make book` first")
-    marked = sum(
-        cell.source.lstrip().startswith("# NBVAL_")
-        for cell in nbformat.read(path, as_version=4).cells
-        if cell.cell_type == "code"
+    code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    page = html.read_text(encoding="utf-8")
+    for marker in ("NBVAL_", "fmt: skip", "noqa"):
+        shown = page.count(marker)
+        assert shown == 0, f"{html.name} shows {marker!r} {shown} times ({code.count(marker)} in the notebook)"
+
+
+def test_markers_and_pragmas_are_removed_and_nothing_else():
+    spec = importlib.util.spec_from_file_location("markers", book_toc.ROOT / "book/_assets/dlt_nbval_markers.py")
+    markers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(markers)
+    code = (
+        "# NBVAL_CHECK_OUTPUT\n"
+        "rates = [0.1,  0.01]  # fmt: skip\n"
+        "f = lambda x: x  # noqa: E731\n"
+        "# the formatter and the linter read the notebook\n"
+        "print('# noqa')\n"
     )
-    shown = html.read_text(encoding="utf-8").count("NBVAL_")
-    assert shown == 0, f"{html.name} shows {shown} nbval markers ({marked} in the notebook)"
+    assert markers.clean(code) == (
+        "rates = [0.1,  0.01]\nf = lambda x: x\n# the formatter and the linter read the notebook\nprint('# noqa')\n"
+    )

@@ -1,10 +1,14 @@
-"""Sphinx extension: the page does not show nbval's markers.
+"""Sphinx extension: the page shows the reader's code, not the markers for our tools.
 
-A code cell whose output nbval compares starts with ``# NBVAL_CHECK_OUTPUT``
-(``make test`` runs nbval with ``--nbval-lax``, which checks only those
-cells).  That line is for the test run, not for the reader, so the rendered
-cell leaves it out; the notebook a reader downloads or opens in Binder or
-Colab keeps it, and nbval reads it there.
+- A code cell whose output nbval compares starts with ``# NBVAL_CHECK_OUTPUT``
+  (``make test`` runs nbval with ``--nbval-lax``, which checks only those
+  cells).  The rendered cell leaves that line out.
+- A line the formatter must leave alone (a table of numbers aligned by hand)
+  ends in ``# fmt: skip``, and a line the linter must accept ends in
+  ``# noqa: ...``.  The rendered cell leaves those comments out.
+
+The notebook a reader downloads or opens in Binder or Colab keeps all of
+them, and nbval, ``ruff format`` and ``ruff check`` read them there.
 """
 
 from __future__ import annotations
@@ -14,6 +18,16 @@ import re
 from docutils import nodes
 
 _MARKER = re.compile(r"\A(?:[ \t]*# NBVAL_[A-Z_]+[ \t]*\n)+")
+# A pragma ends the line: "# fmt: skip", "# noqa", "# noqa: E731, F401".
+_PRAGMA = re.compile(
+    r"[ \t]*#[ \t]*(?:fmt:[ \t]*skip|noqa(?::[ \t]*[A-Z]+[0-9]+(?:[ \t]*,[ \t]*[A-Z]+[0-9]+)*)?)[ \t]*$",
+    re.MULTILINE,
+)
+
+
+def clean(code: str) -> str:
+    """The cell's code as the page shows it: without nbval markers and linter pragmas."""
+    return _PRAGMA.sub("", _MARKER.sub("", code))
 
 
 def _strip_markers(app, doctree):
@@ -25,7 +39,7 @@ def _strip_markers(app, doctree):
         ):
             continue
         text = block.astext()
-        stripped = _MARKER.sub("", text)
+        stripped = clean(text)
         if stripped != text:
             block.children[:] = [nodes.Text(stripped)]
             block.rawsource = stripped
