@@ -144,15 +144,21 @@ def test_page_hides_nbval_markers_and_linter_pragmas(path):
     """``# NBVAL_CHECK_OUTPUT``, ``# fmt: skip``, ``# noqa``: the notebook keeps them, the page leaves them out."""
     html = BUILD / "html" / path.relative_to(book_toc.ROOT).with_suffix(".html")
     require(html.exists(), f"{html} is missing: run `make book` first")
-    code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+    code = "\n".join(
+        cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"
+    )
     page = html.read_text(encoding="utf-8")
     for marker in ("NBVAL_", "fmt: skip", "noqa"):
         shown = page.count(marker)
-        assert shown == 0, f"{html.name} shows {marker!r} {shown} times ({code.count(marker)} in the notebook)"
+        assert shown == 0, (
+            f"{html.name} shows {marker!r} {shown} times ({code.count(marker)} in the notebook)"
+        )
 
 
 def test_markers_and_pragmas_are_removed_and_nothing_else():
-    spec = importlib.util.spec_from_file_location("markers", book_toc.ROOT / "book/_assets/dlt_nbval_markers.py")
+    spec = importlib.util.spec_from_file_location(
+        "markers", book_toc.ROOT / "book/_assets/dlt_nbval_markers.py"
+    )
     markers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(markers)
     code = (

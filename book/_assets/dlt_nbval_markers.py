@@ -18,7 +18,7 @@ import re
 from docutils import nodes
 
 _MARKER = re.compile(r"\A(?:[ \t]*# NBVAL_[A-Z_]+[ \t]*\n)+")
-# A pragma ends the line: "# fmt: skip", "# noqa", "# noqa: E731, F401".
+# A pragma ends the line: fmt-skip, or noqa with or without its codes (E731, F401).
 _PRAGMA = re.compile(
     r"[ \t]*#[ \t]*(?:fmt:[ \t]*skip|noqa(?::[ \t]*[A-Z]+[0-9]+(?:[ \t]*,[ \t]*[A-Z]+[0-9]+)*)?)[ \t]*$",
     re.MULTILINE,
