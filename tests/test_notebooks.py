@@ -309,3 +309,75 @@ def test_the_text_and_tests_agree_on_what_a_chapter_is():
     # getting_started is chapter 1; if titles lose their numbers, the test above tests nothing.
     names = {p.stem for p in _chapters()}
     assert {"getting_started", "dataset", "losses", "gradient_descent", "regularization"} <= names
+
+
+# --- Code on the page runs when a reader retypes it --------------------------
+
+HIDDEN_INPUT = {"remove-input", "remove-cell"}
+
+
+def _names(tree) -> tuple[set[str], set[str]]:
+    """(names the code binds, names it reads), by its syntax tree."""
+    import ast
+
+    bound, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, (ast.Store, ast.Del)) else read).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound, read
+
+
+def hidden_only_names(cells) -> list[tuple[int, set[str]]]:
+    """(cell index, names) for each shown code cell that reads names only hidden cells bound.
+
+    A cell tagged remove-input or remove-cell runs but is not on the page; a
+    reader who types the page in order would not have what it binds.
+    """
+    import ast
+
+    shown, hidden, found = set(), set(), []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        # IPython's magics and shell escapes are not Python.
+        source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        bound, read = _names(ast.parse(source))
+        if HIDDEN_INPUT & set(cell.get("metadata", {}).get("tags", [])):
+            hidden |= bound - shown
+            continue
+        missing = (read - shown - bound) & hidden
+        if missing:
+            found.append((index, missing))
+        shown |= bound
+    return found
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_shown_code_uses_no_name_that_only_hidden_cells_define(path):
+    found = hidden_only_names(json.loads(path.read_text())["cells"])
+    assert not found, (
+        f"{path.name}: shown cells read names that only hidden (remove-input/remove-cell) cells define: "
+        f"{found}. Define them in a shown cell, or show the cell that defines them."
+    )
+
+
+def test_hidden_only_names_finds_a_name_from_a_hidden_cell():
+    def cell(source, *tags):
+        return {"cell_type": "code", "source": source, "metadata": {"tags": list(tags)}}
+
+    cells = [
+        cell("import numpy as np\nsizes = [1, 2]", "remove-cell"),
+        cell("best = max(sizes)\nnp.zeros(best)"),
+        cell("sizes = [3]\ntotal = sum(sizes)"),
+        cell("%time total"),
+    ]
+    assert hidden_only_names(cells) == [(1, {"sizes", "np"})]
