@@ -210,7 +210,7 @@ def short_source(source: str) -> str:
 
     Every loader's ``.source`` puts its details last, in parentheses (why the
     sample was used, "MD5 verified"); the line the loader printed has them
-    already.  Taught in the chapter on the data set; used by
+    already.  Taught in ``book/dataset.ipynb``; used by
     ``plot.learning_curves`` and the model chapters' tables.
 
     >>> short_source("the 10,000-digit sample shipped in dlt_lib (no network: none of the 5 download URLs answered)")
