@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -318,8 +319,6 @@ HIDDEN_INPUT = {"remove-input", "remove-cell"}
 
 def _names(tree) -> tuple[set[str], set[str]]:
     """(names the code binds, names it reads), by its syntax tree."""
-    import ast
-
     bound, read = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -341,8 +340,6 @@ def hidden_only_names(cells) -> list[tuple[int, set[str]]]:
     A cell tagged remove-input or remove-cell runs but is not on the page; a
     reader who types the page in order would not have what it binds.
     """
-    import ast
-
     shown, hidden, found = set(), set(), []
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
