@@ -60,6 +60,15 @@ def find_blas_ldflags() -> str:
     return ""
 
 
+# PyTensor compiles every C module with debug information (g++ -g), which
+# only someone stepping through the generated C in a debugger uses.  Without
+# it (-g0, which wins over the earlier -g) g++ writes the same machine code
+# faster: 36 s instead of 42 s for 30 of the book's modules, compiled one
+# after the other on the 2-core machine.  A cold build of the book compiles
+# about 160.
+NO_DEBUG_INFO = "-g0"
+
+
 def _configure_before_import() -> None:
     # PyTensor reads PYTENSOR_FLAGS once, when it is first imported; setting
     # the BLAS flags there also silences its "could not link to a BLAS"
@@ -74,6 +83,8 @@ def _configure_before_import() -> None:
         ldflags = find_blas_ldflags()
         if ldflags:
             extra.append(f"blas__ldflags={ldflags}")
+    if "gcc__cxxflags" not in flags and "gcc.cxxflags" not in flags:
+        extra.append(f"gcc__cxxflags={NO_DEBUG_INFO}")
     if extra:
         os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, *extra]))
 
@@ -94,6 +105,8 @@ if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTEN
     pytensor.config.floatX = "float32"
 if not pytensor.config.blas__ldflags:
     pytensor.config.blas__ldflags = find_blas_ldflags()
+if not pytensor.config.gcc__cxxflags and "cxxflags" not in os.environ.get("PYTENSOR_FLAGS", ""):
+    pytensor.config.gcc__cxxflags = NO_DEBUG_INFO
 
 _current_mode = None
 

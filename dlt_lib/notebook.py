@@ -8,6 +8,13 @@ the book build (Colab, a plain Jupyter) it does nothing but return the value.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
+# How myst-nb (and papermill's scrapbook before it) finds a glued value in a
+# cell's outputs: the value's display data, each MIME type under this prefix,
+# with the name in the output's metadata.
+GLUE_PREFIX = "application/papermill.record/"
+
 
 def glue(name: str, value, display: bool = False):
     """Make ``value`` available to the prose as ``{glue:text}`name```; return ``value``.
@@ -16,9 +23,15 @@ def glue(name: str, value, display: bool = False):
     shows them exactly as intended.
     Used by every chapter, e.g. ``book/getting_started.ipynb``.
     """
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:  # not building the book: nothing to hand over
+    if find_spec("myst_nb") is None:  # not building the book: nothing to hand over
         return value
-    myst_glue(name, value, display=display)
+    # What myst_nb.glue writes, without importing it: its module imports
+    # nbformat, whose schema checker takes 2-3 s to import, once per chapter.
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as show
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    show({prefix + mime: data for mime, data in bundle.items()}, raw=True, metadata=metadata)
     return value

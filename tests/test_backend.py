@@ -259,3 +259,34 @@ def test_mode_C_dot_is_compiled_against_openblas(openblas):
 def test_describe_reports_the_blas_in_force(openblas):
     assert backend.describe("C").blas == pytensor.config.blas__ldflags
     assert openblas.split()[0] in backend.describe("C").blas
+
+
+def _elf_section_names(path: Path) -> set[str]:
+    """The section names of a 64-bit little-endian ELF file (``.text``, ``.debug_info``, ...)."""
+    data = path.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1, f"{path} is not an ELF64 LE file"
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    names_offset = sections[shstrndx][4]
+    return {
+        data[names_offset + name : data.index(b"\0", names_offset + name)].decode() for name, *_ in sections
+    }
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux and ELF modules")
+def test_mode_C_modules_are_compiled_without_debug_information():
+    # dlt_lib adds -g0 to PyTensor's g++ flags (after its -g): a cold build compiles
+    # about 160 modules, and nobody steps through them in a debugger.
+    assert backend.NO_DEBUG_INFO in pytensor.config.gcc__cxxflags.split()
+    x = pt.vector("x", dtype="float32")
+    # A constant no other test uses, so that this module is compiled now, with today's flags.
+    f = pytensor.function([x], pt.exp(x) * np.float32(1.2345678) + x, mode=backend.get_mode("C"))
+    modules = [
+        Path(t.thunk.module.__file__) for t in f.vm.thunks if hasattr(getattr(t, "thunk", None), "module")
+    ]
+    assert modules, "no compiled C module in the function"
+    for module in modules:
+        sections = _elf_section_names(module)
+        assert ".text" in sections, sections  # the parser read the section names
+        assert ".debug_info" not in sections, f"{module} was compiled with debug information"
