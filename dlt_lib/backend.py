@@ -83,7 +83,7 @@ def _configure_before_import() -> None:
         ldflags = find_blas_ldflags()
         if ldflags:
             extra.append(f"blas__ldflags={ldflags}")
-    if "gcc__cxxflags" not in flags and "gcc.cxxflags" not in flags:
+    if "cxxflags" not in flags:
         extra.append(f"gcc__cxxflags={NO_DEBUG_INFO}")
     if extra:
         os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, *extra]))
@@ -105,7 +105,7 @@ if pytensor.config.floatX != "float32" and "floatX" not in os.environ.get("PYTEN
     pytensor.config.floatX = "float32"
 if not pytensor.config.blas__ldflags:
     pytensor.config.blas__ldflags = find_blas_ldflags()
-if not pytensor.config.gcc__cxxflags and "cxxflags" not in os.environ.get("PYTENSOR_FLAGS", ""):
+if not pytensor.config.gcc__cxxflags:
     pytensor.config.gcc__cxxflags = NO_DEBUG_INFO
 
 _current_mode = None
